@@ -1,0 +1,966 @@
+//! Configuration from environment variables (Functions app settings), parsed once at start-up
+//! into typed structs. Every problem is collected and reported together, each naming its
+//! variable and what is allowed.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `AZURE_TENANT_ID` | required | tenant id (GUID) or primary domain |
+//! | `AZURE_CLOUD` | `AzureUSGovernment` | `AzurePublic`, `AzureUSGovernment`, `AzureUSGovernmentDoD`, `AzureChina` |
+//! | `AUTH_MODE` | `auto` | `auto`, `managed_identity`, `client_secret`, `workload_identity`, `azure_cli` |
+//! | `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` | none | service principal, or the user-assigned identity's client id |
+//! | `AZURE_FEDERATED_TOKEN_FILE` | none | workload identity token file |
+//! | `AZURE_AUTHORITY_HOST`, `GRAPH_ENDPOINT` | per cloud | https overrides (private endpoints, local simulator) |
+//! | `GRAPH_API_VERSION` | `v1.0` | `v1.0` or `beta` |
+//! | `STORAGE_ACCOUNT_URL` | none | `https://<account>.blob.<suffix>`, token auth |
+//! | `STORAGE_CONNECTION_STRING` | none | account-key connection string, `UseDevelopmentStorage=true` included |
+//! | `AUDIT_CONTAINER`, `SIGNIN_CONTAINER` | `logs-audit`, `logs-signin` | data container and checkpoint of each job |
+//! | `STATE_CONTAINER` | `logs-state` | ids already written inside the replay window |
+//! | `INITIAL_LOOKBACK` | `7d` | how far back a first run starts (at most 30 days) |
+//! | `QUERY_LAG` | `2m` | a run never asks for records newer than now minus this |
+//! | `REPLAY_WINDOW` | `1h` | each run re-reads this much before its checkpoint |
+//! | `RUN_TIME_BUDGET` | `8m` | a run stops starting new work after this |
+//! | `SLICE_WIDTH` | `1h` | the width of the time slices a run fetches in parallel |
+//! | `GRAPH_MAX_REQUESTS_PER_10S` | `5` | Graph reporting throttle budget shared by both jobs |
+//! | `GRAPH_PAGE_SIZE` | `1000` | `$top`, 1 to 1000 |
+//! | `GRAPH_MAX_ATTEMPTS` | `6` | attempts per page for transient failures |
+//! | `GRAPH_REQUEST_TIMEOUT` | `120s` | one Graph request, headers and body |
+//! | `GRAPH_MIN_WINDOW` | `1m` | failing windows are split in half down to this width |
+//! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob |
+//! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
+//! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
+//! | `EXTRA_CA_FILE` | none | PEM certificates to trust in addition to the system roots |
+//! | `LOG_FORMAT` | `auto` | `json` when not on a terminal, `pretty` on a terminal |
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::job::{JobKind, JobSpec};
+
+/// Entra's longest retention; a first run never reaches further back.
+pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The validated configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Tenant id (GUID) or primary domain.
+    pub tenant_id: String,
+    /// The national or public cloud.
+    pub cloud: Cloud,
+    /// How tokens are obtained.
+    pub auth: AuthConfig,
+    /// Microsoft Graph access.
+    pub graph: GraphConfig,
+    /// Blob Storage access and output format.
+    pub storage: StorageConfig,
+    /// Incremental-run timing.
+    pub run: RunConfig,
+    /// The jobs, with their containers resolved.
+    pub jobs: Vec<JobSpecConfig>,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Extra PEM CA certificates trusted for every outgoing HTTPS connection.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+/// A job description together with the container this deployment gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpecConfig {
+    /// What the job reads.
+    pub spec: JobSpec,
+    /// Where the job writes its blobs and keeps its checkpoint.
+    pub container: String,
+}
+
+/// The clouds this service knows, with their endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// Azure public cloud, including Microsoft 365 GCC.
+    AzurePublic,
+    /// Azure US Government L4 (GCC High).
+    AzureUSGovernment,
+    /// Azure US Government L5 (DoD).
+    AzureUSGovernmentDoD,
+    /// Azure China (21Vianet).
+    AzureChina,
+}
+
+impl Cloud {
+    const NAMES: [(&'static str, Cloud); 4] = [
+        ("AzurePublic", Cloud::AzurePublic),
+        ("AzureUSGovernment", Cloud::AzureUSGovernment),
+        ("AzureUSGovernmentDoD", Cloud::AzureUSGovernmentDoD),
+        ("AzureChina", Cloud::AzureChina),
+    ];
+
+    /// The Entra ID authority host.
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            Cloud::AzurePublic => "https://login.microsoftonline.com",
+            Cloud::AzureUSGovernment | Cloud::AzureUSGovernmentDoD => {
+                "https://login.microsoftonline.us"
+            }
+            Cloud::AzureChina => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// The Microsoft Graph root.
+    pub fn graph_endpoint(self) -> &'static str {
+        match self {
+            Cloud::AzurePublic => "https://graph.microsoft.com",
+            Cloud::AzureUSGovernment => "https://graph.microsoft.us",
+            Cloud::AzureUSGovernmentDoD => "https://dod-graph.microsoft.us",
+            Cloud::AzureChina => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+
+    /// The Blob Storage host suffix (`blob.<suffix>`).
+    pub fn storage_suffix(self) -> &'static str {
+        match self {
+            Cloud::AzurePublic => "core.windows.net",
+            Cloud::AzureUSGovernment | Cloud::AzureUSGovernmentDoD => "core.usgovcloudapi.net",
+            Cloud::AzureChina => "core.chinacloudapi.cn",
+        }
+    }
+
+    /// The name written in `AZURE_CLOUD`.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, c)| *c == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// How the service obtains Entra ID tokens, resolved from `AUTH_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// The Function App's managed identity (`IDENTITY_ENDPOINT`).
+    ManagedIdentity,
+    /// A service principal with a client secret.
+    ClientSecret,
+    /// A federated token file (AKS workload identity, GitHub OIDC).
+    WorkloadIdentity,
+    /// The signed-in Azure CLI, for local use.
+    AzureCli,
+}
+
+impl AuthMode {
+    /// The name written in `AUTH_MODE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMode::ManagedIdentity => "managed_identity",
+            AuthMode::ClientSecret => "client_secret",
+            AuthMode::WorkloadIdentity => "workload_identity",
+            AuthMode::AzureCli => "azure_cli",
+        }
+    }
+}
+
+/// Token acquisition settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The resolved mode (never `auto`).
+    pub mode: AuthMode,
+    /// Service principal or user-assigned identity client id.
+    pub client_id: Option<String>,
+    /// The client secret, redacted in `Debug`.
+    pub client_secret: Option<SecretString>,
+    /// Workload identity token file.
+    pub federated_token_file: Option<PathBuf>,
+    /// The authority host, `https` (from the cloud or `AZURE_AUTHORITY_HOST`).
+    pub authority_host: Url,
+}
+
+/// Graph API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `v1.0`
+    V1,
+    /// `beta`
+    Beta,
+}
+
+impl ApiVersion {
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+}
+
+/// Microsoft Graph client settings.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    /// Graph root, for example `https://graph.microsoft.us` (no trailing path).
+    pub endpoint: Url,
+    /// `v1.0` or `beta`.
+    pub api_version: ApiVersion,
+    /// Token scope, `<graph root>/.default`.
+    pub scope: String,
+    /// Requests allowed per 10 seconds for the tenant, across both jobs.
+    pub max_requests_per_10s: u32,
+    /// `$top`.
+    pub page_size: u32,
+    /// Attempts per page for transient failures.
+    pub max_attempts: u32,
+    /// Timeout for one request, headers and body.
+    pub request_timeout: Duration,
+    /// Failing windows are split down to this width before a run gives up.
+    pub min_window: Duration,
+}
+
+/// Where the logs are stored and in which shape.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// The account and its credentials.
+    pub target: StorageTarget,
+    /// Container for state that does not fit in container metadata.
+    pub state_container: String,
+    /// Records in one data blob at most.
+    pub max_records_per_blob: usize,
+    /// Data blob layout.
+    pub format: OutputFormat,
+    /// Data blob compression.
+    pub compression: Compression,
+}
+
+/// How to reach the storage account.
+#[derive(Clone)]
+pub enum StorageTarget {
+    /// `https://<account>.blob.<suffix>` with an Entra ID token.
+    AccountUrl(Url),
+    /// An account-key connection string (`UseDevelopmentStorage=true` included).
+    ConnectionString(SecretString),
+}
+
+impl fmt::Debug for StorageTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageTarget::AccountUrl(url) => {
+                f.debug_tuple("AccountUrl").field(&url.as_str()).finish()
+            }
+            StorageTarget::ConnectionString(_) => f.write_str("ConnectionString([REDACTED])"),
+        }
+    }
+}
+
+/// Data blob layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `{"value":[...]}`, as Graph pages and the Python sample's blobs.
+    GraphPage,
+    /// One record per line.
+    Ndjson,
+}
+
+/// Data blob compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain JSON.
+    None,
+    /// gzip, stored with `Content-Encoding: gzip`.
+    Gzip,
+}
+
+/// Timing of incremental runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// How far back a first run starts.
+    pub initial_lookback: Duration,
+    /// A run never asks for records newer than now minus this.
+    pub query_lag: Duration,
+    /// Each run re-reads this much before its checkpoint.
+    pub replay_window: Duration,
+    /// A run stops starting new slices after this.
+    pub run_time_budget: Duration,
+    /// Width of one slice.
+    pub slice_width: Duration,
+    /// Write a later version of a record whose content differs.
+    pub republish_updates: bool,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `json` when stderr is not a terminal, `pretty` when it is.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The variable at fault (or the variables, joined with `/`).
+    pub variable: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// Every problem found in the environment, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in variable order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} configuration problem(s):", self.problems.len())?;
+        for problem in &self.problems {
+            write!(f, "\n  {}: {}", problem.variable, problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads configuration from the given variables (the process environment in production,
+    /// a map in tests). Empty values count as unset.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let mut p = Parser {
+            env: &env,
+            problems: Vec::new(),
+        };
+
+        let tenant_id = p.tenant_id();
+        let cloud = p.choice("AZURE_CLOUD", Cloud::AzureUSGovernment, &Cloud::NAMES);
+        let auth = p.auth(cloud);
+        let graph_endpoint = p.endpoint("GRAPH_ENDPOINT", cloud.graph_endpoint());
+        let api_version = p.choice(
+            "GRAPH_API_VERSION",
+            ApiVersion::V1,
+            &[("v1.0", ApiVersion::V1), ("beta", ApiVersion::Beta)],
+        );
+        let scope = format!("{}/.default", graph_endpoint.as_str().trim_end_matches('/'));
+        let graph = GraphConfig {
+            endpoint: graph_endpoint,
+            api_version,
+            scope,
+            max_requests_per_10s: p.number("GRAPH_MAX_REQUESTS_PER_10S", 5, 1, 1000),
+            page_size: p.number("GRAPH_PAGE_SIZE", 1000, 1, 1000),
+            max_attempts: p.number("GRAPH_MAX_ATTEMPTS", 6, 1, 100),
+            request_timeout: p.duration(
+                "GRAPH_REQUEST_TIMEOUT",
+                "120s",
+                Duration::from_secs(1),
+                None,
+            ),
+            min_window: p.duration("GRAPH_MIN_WINDOW", "1m", Duration::from_secs(1), None),
+        };
+        let storage = StorageConfig {
+            target: p.storage_target(cloud),
+            state_container: p.container("STATE_CONTAINER", "logs-state"),
+            max_records_per_blob: p.number("MAX_RECORDS_PER_BLOB", 1000, 1, 100_000) as usize,
+            format: p.choice(
+                "OUTPUT_FORMAT",
+                OutputFormat::GraphPage,
+                &[
+                    ("graph-page", OutputFormat::GraphPage),
+                    ("ndjson", OutputFormat::Ndjson),
+                ],
+            ),
+            compression: p.choice(
+                "OUTPUT_COMPRESSION",
+                Compression::None,
+                &[("none", Compression::None), ("gzip", Compression::Gzip)],
+            ),
+        };
+        let run = RunConfig {
+            initial_lookback: p.duration(
+                "INITIAL_LOOKBACK",
+                "7d",
+                Duration::from_secs(60),
+                Some(RETENTION),
+            ),
+            query_lag: p.duration(
+                "QUERY_LAG",
+                "2m",
+                Duration::ZERO,
+                Some(Duration::from_secs(24 * 3600)),
+            ),
+            replay_window: p.duration(
+                "REPLAY_WINDOW",
+                "1h",
+                Duration::ZERO,
+                Some(Duration::from_secs(7 * 24 * 3600)),
+            ),
+            run_time_budget: p.duration("RUN_TIME_BUDGET", "8m", Duration::from_secs(1), None),
+            slice_width: p.duration(
+                "SLICE_WIDTH",
+                "1h",
+                Duration::from_secs(1),
+                Some(Duration::from_secs(24 * 3600)),
+            ),
+            republish_updates: p.boolean("REPUBLISH_UPDATES", false),
+        };
+        let jobs: Vec<JobSpecConfig> = JobKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let spec = kind.spec_template().clone();
+                let container = p.container(spec.container_variable, spec.default_container);
+                JobSpecConfig { spec, container }
+            })
+            .collect();
+        p.distinct_containers(&jobs, &storage.state_container);
+        let log_format = p.choice(
+            "LOG_FORMAT",
+            LogFormat::Auto,
+            &[
+                ("auto", LogFormat::Auto),
+                ("json", LogFormat::Json),
+                ("pretty", LogFormat::Pretty),
+            ],
+        );
+        let extra_ca_file = p.existing_file("EXTRA_CA_FILE");
+
+        if p.problems.is_empty() {
+            Ok(Config {
+                tenant_id,
+                cloud,
+                auth,
+                graph,
+                storage,
+                run,
+                jobs,
+                log_format,
+                extra_ca_file,
+            })
+        } else {
+            Err(ConfigError {
+                problems: p.problems,
+            })
+        }
+    }
+
+    /// The job with this kind, with its container.
+    pub fn job(&self, kind: JobKind) -> &JobSpecConfig {
+        self.jobs
+            .iter()
+            .find(|job| job.spec.kind == kind)
+            .expect("every job kind is configured")
+    }
+
+    /// The effective configuration as `VARIABLE=value` lines, secrets redacted, for
+    /// `config check`.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let secs = |d: Duration| format_duration(d);
+        let mut lines = vec![
+            ("AZURE_TENANT_ID".into(), self.tenant_id.clone()),
+            ("AZURE_CLOUD".into(), self.cloud.name().into()),
+            ("AUTH_MODE".into(), self.auth.mode.name().into()),
+            (
+                "AZURE_CLIENT_ID".into(),
+                self.auth
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| "(unset)".into()),
+            ),
+            (
+                "AZURE_CLIENT_SECRET".into(),
+                if self.auth.client_secret.is_some() {
+                    "[REDACTED]".into()
+                } else {
+                    "(unset)".into()
+                },
+            ),
+            (
+                "AZURE_AUTHORITY_HOST".into(),
+                self.auth.authority_host.to_string(),
+            ),
+            ("GRAPH_ENDPOINT".into(), self.graph.endpoint.to_string()),
+            (
+                "GRAPH_API_VERSION".into(),
+                self.graph.api_version.as_str().into(),
+            ),
+            ("GRAPH_SCOPE (derived)".into(), self.graph.scope.clone()),
+        ];
+        match &self.storage.target {
+            StorageTarget::AccountUrl(url) => {
+                lines.push(("STORAGE_ACCOUNT_URL".into(), url.to_string()))
+            }
+            StorageTarget::ConnectionString(_) => {
+                lines.push(("STORAGE_CONNECTION_STRING".into(), "[REDACTED]".into()))
+            }
+        }
+        for job in &self.jobs {
+            lines.push((job.spec.container_variable.into(), job.container.clone()));
+        }
+        lines.extend([
+            (
+                "STATE_CONTAINER".into(),
+                self.storage.state_container.clone(),
+            ),
+            ("INITIAL_LOOKBACK".into(), secs(self.run.initial_lookback)),
+            ("QUERY_LAG".into(), secs(self.run.query_lag)),
+            ("REPLAY_WINDOW".into(), secs(self.run.replay_window)),
+            ("RUN_TIME_BUDGET".into(), secs(self.run.run_time_budget)),
+            ("SLICE_WIDTH".into(), secs(self.run.slice_width)),
+            (
+                "GRAPH_MAX_REQUESTS_PER_10S".into(),
+                self.graph.max_requests_per_10s.to_string(),
+            ),
+            ("GRAPH_PAGE_SIZE".into(), self.graph.page_size.to_string()),
+            (
+                "GRAPH_MAX_ATTEMPTS".into(),
+                self.graph.max_attempts.to_string(),
+            ),
+            (
+                "GRAPH_REQUEST_TIMEOUT".into(),
+                secs(self.graph.request_timeout),
+            ),
+            ("GRAPH_MIN_WINDOW".into(), secs(self.graph.min_window)),
+            (
+                "MAX_RECORDS_PER_BLOB".into(),
+                self.storage.max_records_per_blob.to_string(),
+            ),
+            (
+                "OUTPUT_FORMAT".into(),
+                match self.storage.format {
+                    OutputFormat::GraphPage => "graph-page".into(),
+                    OutputFormat::Ndjson => "ndjson".into(),
+                },
+            ),
+            (
+                "OUTPUT_COMPRESSION".into(),
+                match self.storage.compression {
+                    Compression::None => "none".into(),
+                    Compression::Gzip => "gzip".into(),
+                },
+            ),
+            (
+                "REPUBLISH_UPDATES".into(),
+                self.run.republish_updates.to_string(),
+            ),
+            (
+                "EXTRA_CA_FILE".into(),
+                self.extra_ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(unset)".into()),
+            ),
+        ]);
+        lines
+    }
+}
+
+/// Parses a duration written as a whole number and a unit: `90s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(unit_secs).map(Duration::from_secs)
+}
+
+/// Writes a duration in the largest unit that divides it (`7d`, `90s`).
+pub fn format_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs != 0 && secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Checks a container name against Azure's rules: 3 to 63 characters, lowercase letters,
+/// digits and single hyphens, starting and ending with a letter or digit.
+pub fn container_name_problem(name: &str) -> Option<&'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Some("must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Some("may contain only lowercase letters, digits and hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Some("must start and end with a letter or digit");
+    }
+    if name.contains("--") {
+        return Some("must not contain consecutive hyphens");
+    }
+    if name.starts_with("azure-webjobs-") || name.starts_with("$") {
+        return Some("is reserved for the Functions host");
+    }
+    None
+}
+
+/// True for `http` URLs whose host is a loopback address, the only place plain http is allowed.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+struct Parser<'a> {
+    env: &'a BTreeMap<String, String>,
+    problems: Vec<Problem>,
+}
+
+impl Parser<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(|v| v.trim())
+    }
+
+    fn problem(&mut self, variable: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            variable: variable.into(),
+            message: message.into(),
+        });
+    }
+
+    fn tenant_id(&mut self) -> String {
+        let Some(value) = self.get("AZURE_TENANT_ID").map(str::to_owned) else {
+            self.problem(
+                "AZURE_TENANT_ID",
+                "is required: the tenant id (a GUID) or its primary domain (contoso.onmicrosoft.us)",
+            );
+            return String::new();
+        };
+        let is_guid = uuid::Uuid::try_parse(&value).is_ok();
+        let is_domain = value.contains('.')
+            && value.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !is_guid && !is_domain {
+            self.problem(
+                "AZURE_TENANT_ID",
+                format!(
+                    "`{value}` is neither a GUID nor a domain name such as contoso.onmicrosoft.us"
+                ),
+            );
+        }
+        value
+    }
+
+    fn choice<T: Copy>(&mut self, name: &str, default: T, allowed: &[(&str, T)]) -> T {
+        let Some(value) = self.get(name).map(str::to_owned) else {
+            return default;
+        };
+        if let Some((_, t)) = allowed.iter().find(|(n, _)| n.eq_ignore_ascii_case(&value)) {
+            return *t;
+        }
+        let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+        self.problem(
+            name,
+            format!("`{value}` is not one of: {}", names.join(", ")),
+        );
+        default
+    }
+
+    fn number(&mut self, name: &str, default: u32, min: u32, max: u32) -> u32 {
+        let Some(value) = self.get(name).map(str::to_owned) else {
+            return default;
+        };
+        match value.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(
+                    name,
+                    format!("`{value}` must be a whole number from {min} to {max}"),
+                );
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, name: &str, default: bool) -> bool {
+        let Some(value) = self.get(name).map(str::to_owned) else {
+            return default;
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                self.problem(name, format!("`{value}` must be true or false"));
+                default
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        name: &str,
+        default: &str,
+        min: Duration,
+        max: Option<Duration>,
+    ) -> Duration {
+        let fallback = parse_duration(default).expect("defaults are valid durations");
+        let Some(value) = self.get(name).map(str::to_owned) else {
+            return fallback;
+        };
+        let range = match max {
+            Some(max) => format!("from {} to {}", format_duration(min), format_duration(max)),
+            None => format!("of at least {}", format_duration(min)),
+        };
+        match parse_duration(&value) {
+            Some(d) if d >= min && max.is_none_or(|max| d <= max) => d,
+            Some(_) => {
+                self.problem(
+                    name,
+                    format!("`{value}` is out of range: use a duration {range}"),
+                );
+                fallback
+            }
+            None => {
+                self.problem(
+                    name,
+                    format!("`{value}` is not a duration: write a whole number and s, m, h or d (90s, 15m, 2h, 7d), {range}"),
+                );
+                fallback
+            }
+        }
+    }
+
+    fn endpoint(&mut self, name: &str, default: &str) -> Url {
+        let fallback = Url::parse(default).expect("cloud endpoints are valid URLs");
+        let Some(value) = self.get(name).map(str::to_owned) else {
+            return fallback;
+        };
+        match Url::parse(&value) {
+            Ok(url) if url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url)) => {
+                if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+                    self.problem(
+                        name,
+                        format!(
+                            "`{value}` must be a plain root URL without query, fragment or user"
+                        ),
+                    );
+                }
+                url
+            }
+            Ok(url) if url.scheme() == "http" => {
+                self.problem(
+                    name,
+                    format!(
+                        "`{value}` uses plain http, allowed only for loopback addresses: use https"
+                    ),
+                );
+                fallback
+            }
+            _ => {
+                self.problem(name, format!("`{value}` is not an https URL"));
+                fallback
+            }
+        }
+    }
+
+    fn auth(&mut self, cloud: Cloud) -> AuthConfig {
+        let client_id = self.get("AZURE_CLIENT_ID").map(str::to_owned);
+        let client_secret = self
+            .get("AZURE_CLIENT_SECRET")
+            .map(|s| SecretString::from(s.to_owned()));
+        let federated_token_file = self.get("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
+        let authority_host = self.endpoint("AZURE_AUTHORITY_HOST", cloud.authority_host());
+        if authority_host.scheme() != "https" {
+            self.problem(
+                "AZURE_AUTHORITY_HOST",
+                "must use https, even on loopback: the Azure SDK refuses plain-http authorities",
+            );
+        }
+        let requested = self.get("AUTH_MODE").map(str::to_ascii_lowercase);
+        let mode = match requested.as_deref() {
+            None | Some("auto") => {
+                if client_secret.is_some() {
+                    Some(AuthMode::ClientSecret)
+                } else if federated_token_file.is_some() {
+                    Some(AuthMode::WorkloadIdentity)
+                } else if self.get("IDENTITY_ENDPOINT").is_some() {
+                    Some(AuthMode::ManagedIdentity)
+                } else {
+                    self.problem(
+                        "AUTH_MODE",
+                        "`auto` found no credential: set AZURE_CLIENT_SECRET (with AZURE_CLIENT_ID), \
+                         AZURE_FEDERATED_TOKEN_FILE, or run where IDENTITY_ENDPOINT is set (a Function App \
+                         with a managed identity); for local use set AUTH_MODE=azure_cli",
+                    );
+                    None
+                }
+            }
+            Some("managed_identity") => Some(AuthMode::ManagedIdentity),
+            Some("client_secret") => Some(AuthMode::ClientSecret),
+            Some("workload_identity") => Some(AuthMode::WorkloadIdentity),
+            Some("azure_cli") => Some(AuthMode::AzureCli),
+            Some(other) => {
+                self.problem(
+                    "AUTH_MODE",
+                    format!("`{other}` is not one of: auto, managed_identity, client_secret, workload_identity, azure_cli"),
+                );
+                None
+            }
+        };
+        match mode {
+            Some(AuthMode::ClientSecret) => {
+                if client_id.is_none() {
+                    self.problem(
+                        "AZURE_CLIENT_ID",
+                        "is required with client_secret authentication",
+                    );
+                }
+                if client_secret.is_none() {
+                    self.problem(
+                        "AZURE_CLIENT_SECRET",
+                        "is required with client_secret authentication",
+                    );
+                }
+            }
+            Some(AuthMode::WorkloadIdentity) => {
+                if client_id.is_none() {
+                    self.problem(
+                        "AZURE_CLIENT_ID",
+                        "is required with workload_identity authentication",
+                    );
+                }
+                if federated_token_file.is_none() {
+                    self.problem(
+                        "AZURE_FEDERATED_TOKEN_FILE",
+                        "is required with workload_identity authentication",
+                    );
+                }
+            }
+            _ => {}
+        }
+        AuthConfig {
+            mode: mode.unwrap_or(AuthMode::ManagedIdentity),
+            client_id,
+            client_secret,
+            federated_token_file,
+            authority_host,
+        }
+    }
+
+    fn storage_target(&mut self, cloud: Cloud) -> StorageTarget {
+        let url = self.get("STORAGE_ACCOUNT_URL").map(str::to_owned);
+        let connection = self.get("STORAGE_CONNECTION_STRING").map(str::to_owned);
+        match (url, connection) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.problem(
+                    "STORAGE_ACCOUNT_URL/STORAGE_CONNECTION_STRING",
+                    format!(
+                        "exactly one must be set: STORAGE_ACCOUNT_URL=https://<account>.blob.{} (token auth) \
+                         or STORAGE_CONNECTION_STRING with an account key (UseDevelopmentStorage=true for Azurite)",
+                        cloud.storage_suffix()
+                    ),
+                );
+                StorageTarget::ConnectionString(SecretString::from(String::new()))
+            }
+            (Some(value), None) => match Url::parse(&value) {
+                Ok(url)
+                    if url.scheme() == "https" && url.host().is_some() && url.query().is_none() =>
+                {
+                    StorageTarget::AccountUrl(url)
+                }
+                Ok(url) if url.scheme() == "http" => {
+                    self.problem(
+                        "STORAGE_ACCOUNT_URL",
+                        format!(
+                            "`{value}` uses plain http: token auth needs https{}",
+                            if is_loopback(&url) {
+                                "; for Azurite over http use STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
+                    StorageTarget::AccountUrl(url)
+                }
+                _ => {
+                    self.problem(
+                        "STORAGE_ACCOUNT_URL",
+                        format!(
+                            "`{value}` is not an account URL such as https://<account>.blob.{} (no query string, no SAS)",
+                            cloud.storage_suffix()
+                        ),
+                    );
+                    StorageTarget::ConnectionString(SecretString::from(String::new()))
+                }
+            },
+            (None, Some(value)) => {
+                if let Err(message) = crate::storage::connection::check_connection_string(&value) {
+                    self.problem("STORAGE_CONNECTION_STRING", message);
+                }
+                StorageTarget::ConnectionString(SecretString::from(value))
+            }
+        }
+    }
+
+    fn container(&mut self, name: &str, default: &str) -> String {
+        let value = self.get(name).unwrap_or(default).to_owned();
+        if let Some(rule) = container_name_problem(&value) {
+            self.problem(
+                name,
+                format!("`{value}` is not a valid container name: it {rule}"),
+            );
+        }
+        value
+    }
+
+    fn distinct_containers(&mut self, jobs: &[JobSpecConfig], state: &str) {
+        let mut seen: Vec<(&str, &str)> = vec![(state, "STATE_CONTAINER")];
+        for job in jobs {
+            if let Some((_, other)) = seen.iter().find(|(c, _)| *c == job.container) {
+                let message = format!(
+                    "`{}` is also used by {other}: every job needs a container of its own",
+                    job.container
+                );
+                self.problem(job.spec.container_variable, message);
+            }
+            seen.push((&job.container, job.spec.container_variable));
+        }
+    }
+
+    fn existing_file(&mut self, name: &str) -> Option<PathBuf> {
+        let path = PathBuf::from(self.get(name)?);
+        if !path.is_file() {
+            self.problem(name, format!("`{}` is not a readable file", path.display()));
+        }
+        Some(path)
+    }
+}
+
+/// Keeps a secret out of `Debug` and `Display` while letting the owner read it.
+pub fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}
