@@ -28,6 +28,7 @@
 //! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob |
 //! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
 //! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
+//! | `LOCK_LEASE` | `60s` | run lock lease, 15 s to 60 s; a crashed run's lease lapses after it |
 //! | `EXTRA_CA_FILE` | none | PEM certificates to trust in addition to the system roots |
 //! | `LOG_FORMAT` | `auto` | `json` when not on a terminal, `pretty` on a terminal |
 
@@ -286,6 +287,8 @@ pub struct RunConfig {
     pub slice_width: Duration,
     /// Write a later version of a record whose content differs.
     pub republish_updates: bool,
+    /// The run lock's lease (15 to 60 s), renewed while the run goes.
+    pub lock_lease: Duration,
 }
 
 /// Log output.
@@ -419,6 +422,12 @@ impl Config {
                 Some(Duration::from_secs(24 * 3600)),
             ),
             republish_updates: p.boolean("REPUBLISH_UPDATES", false),
+            lock_lease: p.duration(
+                "LOCK_LEASE",
+                "60s",
+                Duration::from_secs(15),
+                Some(Duration::from_secs(60)),
+            ),
         };
         let jobs: Vec<JobSpecConfig> = JobKind::ALL
             .into_iter()
@@ -590,7 +599,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 pub fn format_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs != 0 && secs % size == 0 {
+        if secs != 0 && secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }
@@ -963,4 +972,280 @@ impl Parser<'_> {
 /// Keeps a secret out of `Debug` and `Display` while letting the owner read it.
 pub fn expose(secret: &SecretString) -> &str {
     secret.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-value-that-must-not-leak";
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+            ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("AZURE_CLIENT_SECRET", SECRET),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://logs.blob.core.usgovcloudapi.net",
+            ),
+        ]
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut vars = minimal();
+        for (name, value) in extra {
+            vars.retain(|(n, _)| n != name);
+            vars.push((name, value));
+        }
+        Config::from_vars(vars)
+    }
+
+    fn problem_variables(result: Result<Config, ConfigError>) -> Vec<String> {
+        result
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| p.variable)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_azure_government_and_the_documented_values() {
+        let config = with(&[]).unwrap();
+        assert_eq!(config.cloud, Cloud::AzureUSGovernment);
+        assert_eq!(config.auth.mode, AuthMode::ClientSecret);
+        assert_eq!(
+            config.auth.authority_host.as_str(),
+            "https://login.microsoftonline.us/"
+        );
+        assert_eq!(
+            config.graph.endpoint.as_str(),
+            "https://graph.microsoft.us/"
+        );
+        assert_eq!(config.graph.scope, "https://graph.microsoft.us/.default");
+        assert_eq!(config.graph.api_version, ApiVersion::V1);
+        assert_eq!(config.graph.max_requests_per_10s, 5);
+        assert_eq!(config.graph.page_size, 1000);
+        assert_eq!(config.run.initial_lookback, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.run.query_lag, Duration::from_secs(120));
+        assert_eq!(config.run.replay_window, Duration::from_secs(3600));
+        assert_eq!(config.run.run_time_budget, Duration::from_secs(480));
+        assert!(!config.run.republish_updates);
+        assert_eq!(config.job(JobKind::Audit).container, "logs-audit");
+        assert_eq!(config.job(JobKind::SignIn).container, "logs-signin");
+        assert_eq!(config.storage.state_container, "logs-state");
+        assert_eq!(config.storage.format, OutputFormat::GraphPage);
+        assert_eq!(config.storage.compression, Compression::None);
+        assert_eq!(config.log_format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn each_cloud_sets_its_endpoints() {
+        let config = with(&[("AZURE_CLOUD", "AzureUSGovernmentDoD")]).unwrap();
+        assert_eq!(
+            config.graph.scope,
+            "https://dod-graph.microsoft.us/.default"
+        );
+        let config = with(&[("AZURE_CLOUD", "AzurePublic")]).unwrap();
+        assert_eq!(
+            config.auth.authority_host.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(config.graph.scope, "https://graph.microsoft.com/.default");
+        let config = with(&[("AZURE_CLOUD", "AzureChina")]).unwrap();
+        assert_eq!(config.cloud.storage_suffix(), "core.chinacloudapi.cn");
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("AZURE_TENANT_ID", "not a tenant"),
+            ("AZURE_CLOUD", "AzureMoon"),
+            ("AUTH_MODE", "password"),
+            ("AZURE_AUTHORITY_HOST", "http://login.example.com"),
+            ("GRAPH_ENDPOINT", "http://graph.example.com"),
+            ("GRAPH_ENDPOINT", "ftp://graph"),
+            ("GRAPH_API_VERSION", "v2"),
+            ("STORAGE_ACCOUNT_URL", "http://logs.blob.core.windows.net"),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://logs.blob.core.windows.net/?sv=x&sig=y",
+            ),
+            ("AUDIT_CONTAINER", "Logs_Audit"),
+            ("SIGNIN_CONTAINER", "ab"),
+            ("STATE_CONTAINER", "-state"),
+            ("INITIAL_LOOKBACK", "31d"),
+            ("INITIAL_LOOKBACK", "7 days"),
+            ("QUERY_LAG", "-2m"),
+            ("REPLAY_WINDOW", "1w"),
+            ("RUN_TIME_BUDGET", "0s"),
+            ("SLICE_WIDTH", "2d"),
+            ("GRAPH_MAX_REQUESTS_PER_10S", "0"),
+            ("GRAPH_PAGE_SIZE", "1001"),
+            ("GRAPH_MAX_ATTEMPTS", "many"),
+            ("GRAPH_REQUEST_TIMEOUT", "0s"),
+            ("GRAPH_MIN_WINDOW", "1"),
+            ("MAX_RECORDS_PER_BLOB", "0"),
+            ("OUTPUT_FORMAT", "csv"),
+            ("OUTPUT_COMPRESSION", "zstd"),
+            ("REPUBLISH_UPDATES", "maybe"),
+            ("LOCK_LEASE", "5m"),
+            ("EXTRA_CA_FILE", "/nonexistent/ca.pem"),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (name, value) in cases {
+            let variables = problem_variables(with(&[(name, value)]));
+            assert!(
+                variables.iter().any(|v| v.contains(name)),
+                "{name}={value} gave problems for {variables:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn problems_are_reported_together() {
+        let error = Config::from_vars([
+            ("AZURE_CLOUD", "AzureMoon"),
+            ("GRAPH_PAGE_SIZE", "5000"),
+            ("QUERY_LAG", "soon"),
+        ])
+        .unwrap_err();
+        let variables: Vec<_> = error.problems.iter().map(|p| p.variable.as_str()).collect();
+        for expected in [
+            "AZURE_TENANT_ID",
+            "AZURE_CLOUD",
+            "AUTH_MODE",
+            "GRAPH_PAGE_SIZE",
+            "QUERY_LAG",
+            "STORAGE_ACCOUNT_URL/STORAGE_CONNECTION_STRING",
+        ] {
+            assert!(
+                variables.contains(&expected),
+                "{expected} missing from {variables:?}"
+            );
+        }
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{} configuration problem(s):",
+                error.problems.len()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("QUERY_LAG: `soon` is not a duration"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn auto_picks_the_credential_from_the_environment() {
+        let base = [
+            ("AZURE_TENANT_ID", "contoso.onmicrosoft.us"),
+            ("STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"),
+        ];
+        let mi = Config::from_vars(
+            base.iter()
+                .copied()
+                .chain([("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token")]),
+        )
+        .unwrap();
+        assert_eq!(mi.auth.mode, AuthMode::ManagedIdentity);
+        let wi = Config::from_vars(base.iter().copied().chain([
+            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
+            ("AZURE_CLIENT_ID", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(wi.auth.mode, AuthMode::WorkloadIdentity);
+        let none = problem_variables(Config::from_vars(base));
+        assert_eq!(none, vec!["AUTH_MODE"]);
+        let cli =
+            Config::from_vars(base.iter().copied().chain([("AUTH_MODE", "azure_cli")])).unwrap();
+        assert_eq!(cli.auth.mode, AuthMode::AzureCli);
+    }
+
+    #[test]
+    fn client_secret_mode_needs_both_halves() {
+        let variables = problem_variables(with(&[
+            ("AUTH_MODE", "client_secret"),
+            ("AZURE_CLIENT_SECRET", ""),
+        ]));
+        assert_eq!(variables, vec!["AZURE_CLIENT_SECRET"]);
+    }
+
+    #[test]
+    fn exactly_one_storage_target() {
+        let variables = problem_variables(with(&[(
+            "STORAGE_CONNECTION_STRING",
+            "UseDevelopmentStorage=true",
+        )]));
+        assert_eq!(
+            variables,
+            vec!["STORAGE_ACCOUNT_URL/STORAGE_CONNECTION_STRING"]
+        );
+        let config = with(&[
+            ("STORAGE_ACCOUNT_URL", ""),
+            ("STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.storage.target,
+            StorageTarget::ConnectionString(_)
+        ));
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_on_loopback() {
+        let config = with(&[("GRAPH_ENDPOINT", "http://127.0.0.1:8080")]).unwrap();
+        assert_eq!(config.graph.scope, "http://127.0.0.1:8080/.default");
+        assert!(with(&[("GRAPH_ENDPOINT", "http://localhost:8080")]).is_ok());
+        assert!(with(&[("GRAPH_ENDPOINT", "http://[::1]:8080")]).is_ok());
+        assert!(with(&[("GRAPH_ENDPOINT", "http://10.0.0.1:8080")]).is_err());
+    }
+
+    #[test]
+    fn containers_must_differ() {
+        let variables = problem_variables(with(&[("SIGNIN_CONTAINER", "logs-audit")]));
+        assert_eq!(variables, vec!["SIGNIN_CONTAINER"]);
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "1.5h",
+            "-1m",
+            "7days",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(604_800)), "7d");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_describe() {
+        let config = with(&[]).unwrap();
+        assert!(!format!("{config:?}").contains(SECRET));
+        let described = format!("{:?}", config.describe());
+        assert!(!described.contains(SECRET));
+        assert!(described.contains("[REDACTED]"));
+        let connection = "DefaultEndpointsProtocol=https;AccountName=logs;AccountKey=c2VjcmV0a2V5;EndpointSuffix=core.usgovcloudapi.net";
+        let config = with(&[
+            ("STORAGE_ACCOUNT_URL", ""),
+            ("STORAGE_CONNECTION_STRING", connection),
+        ])
+        .unwrap();
+        assert!(!format!("{config:?}").contains("c2VjcmV0a2V5"));
+        assert!(!format!("{:?}", config.describe()).contains("c2VjcmV0a2V5"));
+    }
 }

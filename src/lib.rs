@@ -4,14 +4,17 @@
 //! It runs as an Azure Functions custom handler (`serve`) or from a shell (`run`, `status`,
 //! `config check`). See `docs/ARCHITECTURE.md` for the code map and a walk through one timer tick.
 
+pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod functions;
 pub mod graph;
 pub mod http;
 pub mod job;
 pub mod pipeline;
+pub mod progress;
+pub mod service;
 pub mod storage;
 pub mod telemetry;
 pub mod timestamp;

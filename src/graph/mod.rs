@@ -1,1 +1,654 @@
-//! (being written)
+//! The Graph source: an authenticated, throttle-aware paging client for
+//! `auditLogs/directoryAudits` and `auditLogs/signIns`.
+//!
+//! - [`GraphClient::fetch_window`] streams the pages of one time window (`[start, end)`),
+//!   following `@odata.nextLink` verbatim ([`paging`]).
+//! - Every request passes the process-wide [`throttle::Limiter`] first, and its failures are
+//!   handled by the [`retry::RetryPolicy`] (Retry-After, backoff, one token refresh on 401).
+//! - Pages keep Graph's bytes; [`page::parse_page`] reads only each record's id and time.
+//! - Nothing here logs a token, a secret or record content: logs carry the URL path (never the
+//!   query), statuses, Graph error codes, request ids, counts and record ids.
+
+pub mod error;
+pub mod page;
+pub mod paging;
+pub mod retry;
+pub mod throttle;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::auth::TokenCache;
+use crate::config::GraphConfig;
+use crate::job::JobSpec;
+
+pub use error::{Error, PageRef};
+pub use page::{Page, ParsedPage, RecordRef, parse_page, parse_page_at};
+pub use retry::{RetryPolicy, parse_retry_after};
+
+/// The Graph error code of the intermittent licence 403 (graph-audit-api.md §5).
+pub const LICENCE_ERROR_CODE: &str = "Authentication_RequestFromNonPremiumTenantOrB2CTenant";
+
+/// Request statistics of one run (or fetch), for the run report. Shared by the caller.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    /// HTTP requests sent to Graph (every attempt).
+    pub requests: AtomicU64,
+    /// 429 responses.
+    pub throttled: AtomicU64,
+    /// Requests that repeated an earlier request for the same page.
+    pub retries: AtomicU64,
+    /// Windows restarted from their first page (expired skip token).
+    pub window_restarts: AtomicU64,
+    /// Windows split in half after persistent timeouts or server errors.
+    pub window_splits: AtomicU64,
+}
+
+impl FetchStats {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The Graph client. Cheap to clone; every clone shares the token cache, the HTTP pool and the
+/// limiter.
+#[derive(Clone, Debug)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: Url,
+    api_version: &'static str,
+    page_size: u32,
+    request_timeout: Duration,
+    min_window: Duration,
+    policy: RetryPolicy,
+    tokens: Arc<TokenCache>,
+    http: reqwest::Client,
+    limiter: Arc<throttle::Limiter>,
+}
+
+/// Characters escaped in a query value: everything but unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl GraphClient {
+    /// A client for `config.endpoint`, authenticating with `tokens`, sending through `http` and
+    /// pacing every request through `limiter` (one per process, shared by all jobs).
+    pub fn new(
+        config: &GraphConfig,
+        tokens: Arc<TokenCache>,
+        http: reqwest::Client,
+        limiter: Arc<throttle::Limiter>,
+    ) -> GraphClient {
+        GraphClient {
+            inner: Arc::new(Inner {
+                endpoint: config.endpoint.clone(),
+                api_version: config.api_version.as_str(),
+                page_size: config.page_size,
+                request_timeout: config.request_timeout,
+                min_window: config.min_window,
+                policy: RetryPolicy::from_config(config),
+                tokens,
+                http,
+                limiter,
+            }),
+        }
+    }
+
+    /// The same client with another retry policy (tests use [`RetryPolicy::fast`]).
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> GraphClient {
+        let inner = &self.inner;
+        GraphClient {
+            inner: Arc::new(Inner {
+                endpoint: inner.endpoint.clone(),
+                api_version: inner.api_version,
+                page_size: inner.page_size,
+                request_timeout: inner.request_timeout,
+                min_window: inner.min_window,
+                policy,
+                tokens: inner.tokens.clone(),
+                http: inner.http.clone(),
+                limiter: inner.limiter.clone(),
+            }),
+        }
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.policy
+    }
+
+    /// Streams every record of `job` with `start <= time < end`, page by page.
+    ///
+    /// **Contract: every record of `[start, end)` at least once.** A page that keeps failing
+    /// transiently makes its window restart (expired skip token) or split in half (timeouts,
+    /// server errors; down to `GRAPH_MIN_WINDOW`), and the restarted or split windows are fetched
+    /// from their first page, so records already yielded can be yielded again. **The consumer
+    /// de-duplicates by id.** Pages can be empty. Bounds are rounded up to Graph's 100 ns grid
+    /// (which no record time lies off); `start >= end` yields nothing.
+    ///
+    /// The stream ends after the first error; records of pages yielded before it are valid.
+    /// Every request is counted in `stats`.
+    pub fn fetch_window(
+        &self,
+        job: &JobSpec,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+        stats: Arc<FetchStats>,
+    ) -> impl futures::Stream<Item = Result<Page, Error>> + Send + 'static {
+        paging::window_stream(self.clone(), job.clone(), start, end, stats)
+    }
+
+    /// `<endpoint>/<version>/<resource>?$filter=<time> ge <start> and <time> lt <end>&$top=<n>`,
+    /// with seven-digit unquoted timestamps, percent-encoded.
+    pub fn window_url(&self, job: &JobSpec, start: OffsetDateTime, end: OffsetDateTime) -> Url {
+        let filter = format!(
+            "{field} ge {start} and {field} lt {end}",
+            field = job.time_field,
+            start = crate::timestamp::format(start),
+            end = crate::timestamp::format(end),
+        );
+        let text = format!(
+            "{root}/{version}/{path}?$filter={filter}&$top={top}",
+            root = self.inner.endpoint.as_str().trim_end_matches('/'),
+            version = self.inner.api_version,
+            path = job.resource_path,
+            filter = utf8_percent_encode(&filter, QUERY_VALUE),
+            top = self.inner.page_size,
+        );
+        Url::parse(&text).expect("an endpoint URL plus a path and an encoded query is a URL")
+    }
+
+    /// Checks that a nextLink stays on the configured endpoint (scheme, host and port).
+    fn check_next_link(&self, link: &str, at: &PageRef) -> Result<Url, Error> {
+        let url = Url::parse(link).map_err(|e| Error::InvalidPage {
+            page: at.clone(),
+            reason: format!("its nextLink is not a URL: {e}"),
+        })?;
+        let endpoint = &self.inner.endpoint;
+        let same = url.scheme() == endpoint.scheme()
+            && url.host_str() == endpoint.host_str()
+            && url.port_or_known_default() == endpoint.port_or_known_default();
+        if same {
+            Ok(url)
+        } else {
+            Err(Error::ForeignNextLink {
+                page: at.clone(),
+                link_host: format!(
+                    "{}://{}{}",
+                    url.scheme(),
+                    url.host_str().unwrap_or(""),
+                    url.port().map(|p| format!(":{p}")).unwrap_or_default()
+                ),
+            })
+        }
+    }
+
+    /// Fetches and parses one page, retrying as the [`RetryPolicy`] says.
+    async fn fetch_page(
+        &self,
+        url: &Url,
+        job: &JobSpec,
+        at: &PageRef,
+        stats: &FetchStats,
+        via_next_link: bool,
+    ) -> Result<ParsedPage, Error> {
+        let inner = &*self.inner;
+        let policy = &inner.policy;
+        let path = url.path().to_owned();
+        let mut backoff = policy.backoff(policy.max_attempts.saturating_sub(1));
+        let mut throttle_backoff = policy.backoff(policy.throttle_attempts);
+        let mut licence_backoff = policy.backoff(policy.licence_attempts.saturating_sub(1));
+        let (mut attempts, mut throttles, mut refreshed) = (0u32, 0u32, false);
+        let mut token = inner.tokens.token().await.map_err(Error::Token)?;
+        loop {
+            attempts += 1;
+            if attempts > 1 {
+                FetchStats::add(&stats.retries);
+            }
+            inner.limiter.acquire().await;
+            FetchStats::add(&stats.requests);
+            let started = std::time::Instant::now();
+            let response = self.send(url, &token, &path).await;
+            let (status, headers, body) = match response {
+                Ok(parts) => parts,
+                Err(error) => {
+                    // Timeouts and dropped connections.
+                    let Some(delay) = backoff.next() else {
+                        return Err(exhausted(path, attempts, error));
+                    };
+                    retry_log(at, attempts, None, &error, delay, None);
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
+            let request_id = header_text(&headers, "request-id");
+            if status == StatusCode::OK {
+                match page::parse_page_at(body, job, at) {
+                    Ok(parsed) => {
+                        tracing::debug!(
+                            url.path = %path,
+                            page.index = at.index,
+                            page.items = parsed.page.len(),
+                            page.bytes = parsed.page.body_len(),
+                            http.duration_ms = started.elapsed().as_millis() as u64,
+                            retry.attempt = attempts,
+                            "graph page received"
+                        );
+                        return Ok(parsed);
+                    }
+                    Err(error) if error.is_transient() => {
+                        let Some(delay) = backoff.next() else {
+                            return Err(exhausted(path, attempts, error));
+                        };
+                        retry_log(
+                            at,
+                            attempts,
+                            Some(200),
+                            &error,
+                            delay,
+                            request_id.as_deref(),
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            let graph_error = GraphErrorBody::parse(&body);
+            match status.as_u16() {
+                401 if !refreshed => {
+                    tracing::warn!(
+                        url.path = %path,
+                        page.index = at.index,
+                        http.status = 401,
+                        graph.code = %graph_error.code,
+                        graph.request_id = request_id.as_deref().unwrap_or(""),
+                        "graph refused the token: refreshing it once"
+                    );
+                    refreshed = true;
+                    token = inner
+                        .tokens
+                        .refresh_after_rejection(&token)
+                        .await
+                        .map_err(Error::Token)?;
+                    continue;
+                }
+                401 => return Err(Error::Unauthorized { path }),
+                status @ (429 | 503) => {
+                    if status == 429 {
+                        FetchStats::add(&stats.throttled);
+                    }
+                    let retry_after = headers
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    inner.limiter.penalise(retry_after);
+                    let error = Error::Throttled {
+                        path: path.clone(),
+                        status,
+                        retry_after,
+                    };
+                    throttles += 1;
+                    let delay = match retry_after {
+                        _ if throttles > policy.throttle_attempts => None,
+                        Some(wait) => Some(wait.min(policy.max_retry_after)),
+                        None => throttle_backoff.next(),
+                    };
+                    let Some(delay) = delay else {
+                        return Err(exhausted(path, attempts, error));
+                    };
+                    retry_log(
+                        at,
+                        attempts,
+                        Some(status),
+                        &error,
+                        delay,
+                        request_id.as_deref(),
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                403 if graph_error.code == LICENCE_ERROR_CODE => {
+                    let error = forbidden(path.clone(), &graph_error, job);
+                    let Some(delay) = licence_backoff.next() else {
+                        return Err(error);
+                    };
+                    retry_log(
+                        at,
+                        attempts,
+                        Some(403),
+                        &error,
+                        delay,
+                        request_id.as_deref(),
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                403 => return Err(forbidden(path, &graph_error, job)),
+                400 if via_next_link && graph_error.mentions_skip_token() => {
+                    return Err(Error::SkipTokenExpired {
+                        page: at.clone(),
+                        message: error::shorten(&graph_error.message, 300),
+                    });
+                }
+                400 => {
+                    return Err(Error::BadRequest {
+                        query: describe_query(url),
+                        code: graph_error.code,
+                        message: error::shorten(&graph_error.message, 300),
+                    });
+                }
+                404 => return Err(Error::NotFound { path }),
+                status if status >= 500 => {
+                    let error = Error::Status {
+                        path: path.clone(),
+                        status,
+                        code: graph_error.code,
+                    };
+                    let Some(delay) = backoff.next() else {
+                        return Err(exhausted(path, attempts, error));
+                    };
+                    retry_log(
+                        at,
+                        attempts,
+                        Some(status),
+                        &error,
+                        delay,
+                        request_id.as_deref(),
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                status => {
+                    return Err(Error::Status {
+                        path,
+                        status,
+                        code: graph_error.code,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One request: status, headers and the whole body within the request timeout.
+    async fn send(
+        &self,
+        url: &Url,
+        token: &azure_core::credentials::Secret,
+        path: &str,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
+        let inner = &*self.inner;
+        let request = inner
+            .http
+            .get(url.clone())
+            .bearer_auth(token.secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("client-request-id", uuid::Uuid::new_v4().to_string());
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        match tokio::time::timeout(inner.request_timeout, exchange).await {
+            Err(_) => Err(Error::Timeout {
+                path: path.to_owned(),
+                timeout: inner.request_timeout,
+            }),
+            Ok(Err(source)) if source.is_timeout() => Err(Error::Timeout {
+                path: path.to_owned(),
+                timeout: inner.request_timeout,
+            }),
+            Ok(Err(source)) => Err(Error::Transport {
+                path: path.to_owned(),
+                source: source.without_url(),
+            }),
+            Ok(Ok(parts)) => Ok(parts),
+        }
+    }
+}
+
+fn exhausted(path: String, attempts: u32, last: Error) -> Error {
+    Error::Exhausted {
+        path,
+        attempts,
+        last: Box::new(last),
+    }
+}
+
+fn forbidden(path: String, graph_error: &GraphErrorBody, job: &JobSpec) -> Error {
+    Error::Forbidden {
+        path,
+        code: graph_error.code.clone(),
+        hint: job.forbidden_hint.to_owned(),
+    }
+}
+
+fn retry_log(
+    at: &PageRef,
+    attempt: u32,
+    status: Option<u16>,
+    error: &Error,
+    delay: Duration,
+    request_id: Option<&str>,
+) {
+    tracing::warn!(
+        url.path = %at.path,
+        page.index = at.index,
+        http.status = status,
+        retry.attempt = attempt,
+        retry.delay_ms = delay.as_millis() as u64,
+        graph.request_id = request_id.unwrap_or(""),
+        error = %ErrorChain(error),
+        "graph request failed: retrying"
+    );
+}
+
+/// An error and its causes, `outer: inner: innermost`, for log fields.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| error::shorten(v, 80))
+}
+
+/// `` `<path>` with $filter `<decoded filter>` `` (never the skip token or the token).
+fn describe_query(url: &Url) -> String {
+    let filter = url
+        .query_pairs()
+        .find(|(key, _)| key == "$filter")
+        .map(|(_, value)| value.into_owned());
+    match filter {
+        Some(filter) => format!(
+            "`{}` with $filter `{}`",
+            url.path(),
+            error::shorten(&filter, 300)
+        ),
+        None => format!("`{}` without $filter", url.path()),
+    }
+}
+
+/// The parts of a Graph error body we use: `{"error":{"code","message"}}`.
+#[derive(Debug, Default)]
+struct GraphErrorBody {
+    code: String,
+    message: String,
+}
+
+impl GraphErrorBody {
+    fn parse(body: &[u8]) -> GraphErrorBody {
+        #[derive(serde::Deserialize)]
+        struct Outer {
+            error: Option<Inner>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner {
+            #[serde(default)]
+            code: Option<String>,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        match serde_json::from_slice::<Outer>(body) {
+            Ok(Outer { error: Some(e) }) => GraphErrorBody {
+                code: e.code.unwrap_or_default(),
+                message: e.message.unwrap_or_default(),
+            },
+            _ => GraphErrorBody::default(),
+        }
+    }
+
+    fn mentions_skip_token(&self) -> bool {
+        let text = format!("{} {}", self.code, self.message).to_ascii_lowercase();
+        text.contains("skip token") || text.contains("skiptoken")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobKind;
+    use time::macros::datetime;
+
+    fn client(vars: &[(&str, &str)]) -> GraphClient {
+        let mut all = vec![
+            ("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001"),
+            ("STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"),
+            ("AUTH_MODE", "azure_cli"),
+        ];
+        all.extend_from_slice(vars);
+        let config = crate::config::Config::from_vars(all).unwrap();
+        crate::http::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let credential = crate::auth::build_credential(&config, http.clone()).unwrap();
+        let tokens = Arc::new(TokenCache::new(credential, config.graph.scope.clone()));
+        GraphClient::new(
+            &config.graph,
+            tokens,
+            http,
+            Arc::new(throttle::Limiter::new(5)),
+        )
+    }
+
+    #[test]
+    fn window_url_has_an_encoded_seven_digit_filter() {
+        let graph = client(&[("GRAPH_PAGE_SIZE", "500")]);
+        let url = graph.window_url(
+            JobKind::SignIn.spec_template(),
+            datetime!(2024-01-13 14:13:32 UTC),
+            datetime!(2024-01-14 17:43:26.1234567 UTC),
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://graph.microsoft.us/v1.0/auditLogs/signIns?$filter=createdDateTime%20ge%202024-01-13T14%3A13%3A32.0000000Z%20and%20createdDateTime%20lt%202024-01-14T17%3A43%3A26.1234567Z&$top=500"
+        );
+        assert_eq!(
+            describe_query(&url),
+            "`/v1.0/auditLogs/signIns` with $filter `createdDateTime ge 2024-01-13T14:13:32.0000000Z and createdDateTime lt 2024-01-14T17:43:26.1234567Z`"
+        );
+        let beta = client(&[
+            ("GRAPH_API_VERSION", "beta"),
+            ("GRAPH_ENDPOINT", "http://127.0.0.1:8080/"),
+        ]);
+        let url = beta.window_url(
+            JobKind::Audit.spec_template(),
+            datetime!(2024-01-13 00:00 UTC),
+            datetime!(2024-01-14 00:00 UTC),
+        );
+        assert!(url.as_str().starts_with(
+            "http://127.0.0.1:8080/beta/auditLogs/directoryAudits?$filter=activityDateTime%20ge%20"
+        ));
+        assert!(url.as_str().ends_with("&$top=1000"));
+    }
+
+    #[test]
+    fn next_links_must_stay_on_the_endpoint() {
+        let graph = client(&[]);
+        let at = PageRef {
+            path: "/v1.0/auditLogs/signIns".into(),
+            index: 1,
+        };
+        // Path case and filter encoding may change: followed verbatim.
+        let same = "https://GRAPH.microsoft.us:443/v1.0/auditLogs/signins?$filter=startsWith(appDisplayName%2c%27Graph%27)&$skiptoken=x";
+        assert_eq!(
+            graph.check_next_link(same, &at).unwrap().as_str(),
+            "https://graph.microsoft.us/v1.0/auditLogs/signins?$filter=startsWith(appDisplayName%2c%27Graph%27)&$skiptoken=x"
+        );
+        for (foreign, host) in [
+            (
+                "https://graph.microsoft.com/v1.0/x?$skiptoken=1",
+                "https://graph.microsoft.com",
+            ),
+            (
+                "http://graph.microsoft.us/v1.0/x",
+                "http://graph.microsoft.us",
+            ),
+            (
+                "https://graph.microsoft.us:8443/v1.0/x",
+                "https://graph.microsoft.us:8443",
+            ),
+            (
+                "https://graph.microsoft.us.evil.example/v1.0/x",
+                "https://graph.microsoft.us.evil.example",
+            ),
+        ] {
+            let error = graph.check_next_link(foreign, &at).unwrap_err();
+            match &error {
+                Error::ForeignNextLink { link_host, .. } => assert_eq!(link_host, host),
+                other => panic!("{foreign}: {other:?}"),
+            }
+            assert!(!error.is_transient());
+        }
+        assert!(matches!(
+            graph.check_next_link("not a url", &at),
+            Err(Error::InvalidPage { .. })
+        ));
+    }
+
+    #[test]
+    fn graph_error_bodies_are_read_from_the_fixtures() {
+        let skip = GraphErrorBody::parse(&page::tests::fixture(
+            "error-400-invalid-skip-token-users.json",
+        ));
+        assert!(skip.mentions_skip_token());
+        let filter = GraphErrorBody::parse(&page::tests::fixture(
+            "error-400-invalid-filter-clause.json",
+        ));
+        assert_eq!(filter.code, "BadRequest");
+        assert_eq!(filter.message, "Invalid filter clause");
+        assert!(!filter.mentions_skip_token());
+        let licence =
+            GraphErrorBody::parse(&page::tests::fixture("error-403-nonpremium-tenant.json"));
+        assert_eq!(licence.code, LICENCE_ERROR_CODE);
+        let throttled =
+            GraphErrorBody::parse(&page::tests::fixture("graph-429-throttled.body.json"));
+        assert_eq!(throttled.code, "TooManyRequests");
+        assert_eq!(GraphErrorBody::parse(b"<html>").code, "");
+    }
+}

@@ -1,1 +1,1021 @@
-//! (being written)
+//! The Graph client over real HTTP against the simulator (`graph-sim`): completeness against the
+//! simulator's truth, throttling, Retry-After, faults, token refresh, window splits, permanent
+//! errors, and what reaches the logs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use entra_export::auth::{TokenCache, build_credential};
+use entra_export::config::Config;
+use entra_export::graph::throttle::Limiter;
+use entra_export::graph::{Error, FetchStats, GraphClient, Page, RetryPolicy};
+use entra_export::job::{JobKind, JobSpec};
+use futures::StreamExt;
+use graph_sim::{Fault, FaultKind, Resource, RetryAfterStyle, Sim, SimConfig, Throttle};
+use time::OffsetDateTime;
+
+const SECRET: &str = "S3cr3t-value-zq9-never-logged";
+
+/// A simulator plus a client configured against it (token over https with the sim's CA).
+struct Setup {
+    sim: Sim,
+    graph: GraphClient,
+    stats: Arc<FetchStats>,
+    credential: Arc<Recording>,
+    _dir: tempfile::TempDir,
+}
+
+struct Options {
+    vars: Vec<(&'static str, String)>,
+    limiter: Arc<Limiter>,
+    policy: RetryPolicy,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            vars: Vec::new(),
+            limiter: Arc::new(Limiter::with_period(1000, Duration::from_secs(1))),
+            policy: RetryPolicy::fast(6),
+        }
+    }
+}
+
+/// Records the tokens handed out, to check that none reaches the logs.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn TokenCredential>,
+    issued: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for Recording {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let token = self.inner.get_token(scopes, options).await?;
+        self.issued
+            .lock()
+            .unwrap()
+            .push(token.token.secret().to_owned());
+        Ok(token)
+    }
+}
+
+fn sim_config() -> SimConfig {
+    SimConfig {
+        client_secret: SECRET.into(),
+        history: Duration::from_secs(6 * 3600),
+        throttle: None,
+        ..SimConfig::default()
+    }
+}
+
+async fn setup(sim_config: SimConfig, options: Options) -> Setup {
+    let sim = graph_sim::start(sim_config)
+        .await
+        .expect("simulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("sim-ca.pem");
+    sim.write_ca_file(&ca).unwrap();
+    let mut vars: Vec<(&str, String)> = vec![
+        ("AZURE_TENANT_ID", sim.config().tenant.clone()),
+        ("AUTH_MODE", "client_secret".into()),
+        ("AZURE_CLIENT_ID", sim.config().client_id.clone()),
+        ("AZURE_CLIENT_SECRET", SECRET.into()),
+        ("AZURE_AUTHORITY_HOST", sim.authority_url()),
+        ("GRAPH_ENDPOINT", sim.graph_url()),
+        ("EXTRA_CA_FILE", ca.display().to_string()),
+        (
+            "STORAGE_CONNECTION_STRING",
+            "UseDevelopmentStorage=true".into(),
+        ),
+        ("GRAPH_PAGE_SIZE", "50".into()),
+    ];
+    vars.extend(options.vars);
+    let config = Config::from_vars(vars).expect("valid configuration");
+    let http = entra_export::http::build_client(config.extra_ca_file.as_deref()).unwrap();
+    let credential = Arc::new(Recording {
+        inner: build_credential(&config, http.clone()).unwrap(),
+        issued: Mutex::new(Vec::new()),
+    });
+    let tokens = Arc::new(TokenCache::new(
+        credential.clone(),
+        config.graph.scope.clone(),
+    ));
+    let graph = GraphClient::new(&config.graph, tokens, http, options.limiter)
+        .with_retry_policy(options.policy);
+    Setup {
+        sim,
+        graph,
+        stats: Arc::new(FetchStats::default()),
+        credential,
+        _dir: dir,
+    }
+}
+
+fn signins() -> &'static JobSpec {
+    JobKind::SignIn.spec_template()
+}
+
+fn audits() -> &'static JobSpec {
+    JobKind::Audit.spec_template()
+}
+
+fn hours(n: i64) -> time::Duration {
+    time::Duration::hours(n)
+}
+
+/// Every page of a window, or the first error with the pages before it.
+async fn collect(
+    setup: &Setup,
+    job: &JobSpec,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> (Vec<Page>, Option<Error>) {
+    let mut stream = std::pin::pin!(
+        setup
+            .graph
+            .fetch_window(job, start, end, setup.stats.clone())
+    );
+    let mut pages = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(page) => pages.push(page),
+            Err(error) => return (pages, Some(error)),
+        }
+    }
+    (pages, None)
+}
+
+/// Ids of the pages, in order, with duplicates kept.
+fn ids(pages: &[Page]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p.records().map(|r| r.id.to_owned()))
+        .collect()
+}
+
+fn truth_ids(
+    sim: &Sim,
+    resource: Resource,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Vec<String> {
+    let mut ids: Vec<String> = sim
+        .truth(resource, start, end)
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Asserts that the fetched records are exactly the truth, each once.
+fn assert_exactly_once(pages: &[Page], truth: &[String]) {
+    let mut got = ids(pages);
+    got.sort();
+    let distinct: BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), got.len(), "no duplicates");
+    assert_eq!(got.len(), truth.len(), "record count");
+    assert_eq!(got, truth);
+}
+
+/// Asserts that every truth record arrived at least once (restarts and splits may repeat).
+fn assert_complete(pages: &[Page], truth: &[String]) {
+    let got: BTreeSet<String> = ids(pages).into_iter().collect();
+    let want: BTreeSet<String> = truth.iter().cloned().collect();
+    assert_eq!(got, want);
+}
+
+fn window(sim: &Sim, from_hours_ago: i64, to_hours_ago: i64) -> (OffsetDateTime, OffsetDateTime) {
+    // Whole seconds, so that records injected exactly on a bound are on Graph's 100 ns grid.
+    let at = sim.started_at().replace_nanosecond(0).unwrap();
+    (at - hours(from_hours_ago), at - hours(to_hours_ago))
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn every_record_of_a_window_arrives_exactly_once_across_pages() {
+    let setup = setup(sim_config(), Options::default()).await;
+    for (job, resource) in [
+        (signins(), Resource::SignIns),
+        (audits(), Resource::DirectoryAudits),
+    ] {
+        let (start, end) = window(&setup.sim, 5, 1);
+        let (pages, error) = collect(&setup, job, start, end).await;
+        assert!(error.is_none(), "{error:?}");
+        let truth = truth_ids(&setup.sim, resource, start, end);
+        assert!(truth.len() > 200, "enough records for several pages");
+        assert!(pages.len() > 4);
+        assert_exactly_once(&pages, &truth);
+        for page in &pages {
+            for record in page.records() {
+                assert!(record.time >= start && record.time < end);
+                let value: serde_json::Value = serde_json::from_slice(record.raw).unwrap();
+                assert_eq!(value["id"], record.id);
+            }
+        }
+    }
+    let sim = setup.sim.counters();
+    assert_eq!(sim.throttled, 0);
+    assert_eq!(sim.tokens_issued, 1, "one token for the whole run");
+    assert_eq!(load(&setup.stats.requests), sim.list_requests);
+}
+
+#[tokio::test]
+async fn records_with_equal_timestamps_straddling_pages_arrive_once() {
+    let setup = setup(
+        SimConfig {
+            signin_per_hour: 0,
+            ..sim_config()
+        },
+        Options {
+            vars: vec![("GRAPH_PAGE_SIZE", "4".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let tie = start + time::Duration::minutes(10);
+    let visible = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    for n in 0..10 {
+        let time = if n < 7 {
+            tie
+        } else {
+            tie + time::Duration::nanoseconds(100 * n)
+        };
+        setup.sim.inject(
+            Resource::SignIns,
+            serde_json::json!({"id": format!("tie-{n:02}"), "createdDateTime": entra_export::timestamp::format(time)}),
+            visible,
+        );
+    }
+    // Two records exactly on the bounds: the start is in, the end is out.
+    for (id, time) in [("at-start", start), ("at-end", end)] {
+        setup.sim.inject(
+            Resource::SignIns,
+            serde_json::json!({"id": id, "createdDateTime": entra_export::timestamp::format(time)}),
+            visible,
+        );
+    }
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    let truth = truth_ids(&setup.sim, Resource::SignIns, start, end);
+    assert_eq!(truth.len(), 11);
+    assert!(truth.contains(&"at-start".to_owned()) && !truth.contains(&"at-end".to_owned()));
+    assert_eq!(pages.len(), 3);
+    assert_exactly_once(&pages, &truth);
+}
+
+#[tokio::test]
+async fn short_and_empty_pages_with_a_next_link_mean_keep_going() {
+    let setup = setup(
+        SimConfig {
+            short_page_probability: 0.5,
+            seed: 5,
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.len() < 50 && p.index + 1 < pages.len())
+    );
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    let indexes: Vec<usize> = pages.iter().map(|p| p.index).collect();
+    assert_eq!(indexes, (0..pages.len()).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn one_job_failing_does_not_affect_the_other() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::LicenceForbidden).on(Resource::SignIns)],
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 1);
+    let ((_, signin_error), (audit_pages, audit_error)) = tokio::join!(
+        collect(&setup, signins(), start, end),
+        collect(&setup, audits(), start, end)
+    );
+    assert!(
+        matches!(signin_error, Some(Error::Forbidden { .. })),
+        "{signin_error:?}"
+    );
+    assert!(audit_error.is_none(), "{audit_error:?}");
+    assert_exactly_once(
+        &audit_pages,
+        &truth_ids(&setup.sim, Resource::DirectoryAudits, start, end),
+    );
+    // And the client still works for the failed job once Graph does.
+    setup.sim.set_faults(Vec::new());
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+}
+
+#[tokio::test]
+async fn a_lone_run_at_the_default_budget_provokes_no_429() {
+    // Seven requests at 5 per 10 s: five at once, two more 10.25 s later.
+    let setup = setup(
+        SimConfig {
+            throttle: Some(Throttle {
+                requests: 5,
+                per: Duration::from_secs(10),
+            }),
+            ..sim_config()
+        },
+        Options {
+            vars: vec![("GRAPH_PAGE_SIZE", "40".into())],
+            limiter: Arc::new(Limiter::new(5)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, _) = window(&setup.sim, 4, 3);
+    // Sign-ins arrive at 240/h: 70 minutes hold about 280 records, seven pages of 40.
+    let end = start + time::Duration::minutes(70);
+    let started = Instant::now();
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    let elapsed = started.elapsed();
+    assert!(error.is_none(), "{error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    let counters = setup.sim.counters();
+    assert_eq!(counters.throttled, 0);
+    assert!(counters.max_requests_in_any_10s_window <= 5);
+    let requests = load(&setup.stats.requests);
+    assert!((6..=8).contains(&requests), "{requests} requests");
+    assert!(elapsed >= Duration::from_secs(10), "paced: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(14),
+        "not slower than needed: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn both_jobs_share_one_limiter_without_429_at_a_scaled_budget() {
+    // Budget and time scaled together: 4 requests per second in any 1 s window.
+    let limiter = Arc::new(Limiter::with_period(4, Duration::from_secs(1)));
+    let setup = setup(
+        SimConfig {
+            throttle: Some(Throttle {
+                requests: 4,
+                per: Duration::from_secs(1),
+            }),
+            ..sim_config()
+        },
+        Options {
+            limiter,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 4, 1);
+    let started = Instant::now();
+    let ((signin_pages, e1), (audit_pages, e2)) = tokio::join!(
+        collect(&setup, signins(), start, end),
+        collect(&setup, audits(), start, end)
+    );
+    assert!(e1.is_none() && e2.is_none(), "{e1:?} {e2:?}");
+    assert_exactly_once(
+        &signin_pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    assert_exactly_once(
+        &audit_pages,
+        &truth_ids(&setup.sim, Resource::DirectoryAudits, start, end),
+    );
+    let requests = load(&setup.stats.requests);
+    assert_eq!(setup.sim.counters().throttled, 0);
+    // n requests at 4 per 1.025 s take at least (n / 4 - 1) windows.
+    let floor = Duration::from_secs_f64(((requests as f64 / 4.0).ceil() - 1.0) * 1.0);
+    assert!(
+        started.elapsed() >= floor,
+        "{requests} requests in {:?}",
+        started.elapsed()
+    );
+}
+
+async fn retry_after_is_honoured(style: RetryAfterStyle) {
+    // The sim allows 3 requests per second, our limiter far more: the sim throttles and we wait.
+    let setup = setup(
+        SimConfig {
+            throttle: Some(Throttle {
+                requests: 3,
+                per: Duration::from_secs(1),
+            }),
+            retry_after_style: style,
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, _) = window(&setup.sim, 4, 3);
+    let end = start + time::Duration::minutes(90);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{style:?}: {error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    let counters = setup.sim.counters();
+    assert!(counters.throttled >= 1, "{style:?}: the sim throttled");
+    assert_eq!(
+        counters.retry_after_ignored, 0,
+        "{style:?}: Retry-After honoured"
+    );
+    assert_eq!(load(&setup.stats.throttled), counters.throttled);
+    assert!(load(&setup.stats.retries) >= counters.throttled);
+}
+
+#[tokio::test]
+async fn retry_after_in_integer_seconds_is_honoured() {
+    retry_after_is_honoured(RetryAfterStyle::Integer).await;
+}
+
+#[tokio::test]
+async fn retry_after_in_fractional_seconds_is_honoured() {
+    retry_after_is_honoured(RetryAfterStyle::Fractional).await;
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    retry_after_is_honoured(RetryAfterStyle::HttpDate).await;
+}
+
+async fn survives(faults: Vec<Fault>) -> Setup {
+    let setup = setup(
+        SimConfig {
+            faults,
+            seed: 11,
+            ..sim_config()
+        },
+        Options {
+            policy: RetryPolicy::fast(10),
+            vars: vec![("GRAPH_REQUEST_TIMEOUT", "5s".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    assert!(setup.sim.counters().faults_injected > 0);
+    assert_eq!(load(&setup.stats.window_splits), 0);
+    setup
+}
+
+#[tokio::test]
+async fn a_5xx_storm_is_survived_with_the_full_result() {
+    let setup = survives(vec![
+        Fault::new(FaultKind::Status(500)).with_probability(0.2),
+        Fault::new(FaultKind::Status(502)).with_probability(0.1),
+        Fault::new(FaultKind::Status(503)).with_probability(0.1),
+        Fault::new(FaultKind::Status(504)).with_probability(0.1),
+    ])
+    .await;
+    assert!(load(&setup.stats.retries) >= setup.sim.counters().faults_injected);
+}
+
+#[tokio::test]
+async fn truncated_bodies_are_retried() {
+    survives(vec![
+        Fault::new(FaultKind::TruncatedBody).with_probability(0.3),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_connections_are_retried() {
+    survives(vec![
+        Fault::new(FaultKind::DropConnection).with_probability(0.3),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn a_401_mid_run_refreshes_the_token_and_retries_the_same_page() {
+    let setup = setup(sim_config(), Options::default()).await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let mut stream = std::pin::pin!(setup.graph.fetch_window(
+        signins(),
+        start,
+        end,
+        setup.stats.clone()
+    ));
+    let mut pages = vec![stream.next().await.unwrap().unwrap()];
+    setup
+        .sim
+        .set_faults(vec![Fault::new(FaultKind::ExpiredToken).first(1)]);
+    while let Some(page) = stream.next().await {
+        pages.push(page.unwrap());
+    }
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    let counters = setup.sim.counters();
+    assert_eq!(counters.unauthorized, 1);
+    assert_eq!(
+        counters.tokens_issued, 2,
+        "one refresh, despite the SDK's own cache"
+    );
+    let issued = setup.credential.issued.lock().unwrap().clone();
+    assert_eq!(issued.len(), 2);
+    assert_ne!(issued[0], issued[1]);
+}
+
+#[tokio::test]
+async fn a_second_401_is_permanent() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::ExpiredToken)],
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(pages.is_empty());
+    let error = error.unwrap();
+    assert!(matches!(error, Error::Unauthorized { .. }), "{error:?}");
+    assert!(!error.is_transient());
+    assert_eq!(setup.sim.counters().unauthorized, 2);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_ahead_of_expiry() {
+    let setup = setup(
+        SimConfig {
+            token_lifetime: Duration::from_secs(2),
+            page_latency: Duration::from_millis(150),
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 1);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    let counters = setup.sim.counters();
+    assert_eq!(
+        counters.unauthorized, 0,
+        "refreshed before Graph refused it"
+    );
+    assert!(counters.tokens_issued >= 2, "{counters:?}");
+}
+
+#[tokio::test]
+async fn a_window_that_keeps_failing_is_split_in_half() {
+    // Windows wider than 30 min fail with 500: 2 h -> 2 x 1 h -> 4 x 30 min.
+    let setup = setup(
+        SimConfig {
+            faults: vec![
+                Fault::new(FaultKind::Status(500))
+                    .on(Resource::SignIns)
+                    .wider_than(Duration::from_secs(1800)),
+            ],
+            ..sim_config()
+        },
+        Options {
+            policy: RetryPolicy::fast(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 4, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_complete(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    assert_eq!(load(&setup.stats.window_splits), 3);
+}
+
+#[tokio::test]
+async fn a_window_that_keeps_timing_out_is_split() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![
+                Fault::new(FaultKind::Stall(Duration::from_secs(3)))
+                    .wider_than(Duration::from_secs(1800)),
+            ],
+            ..sim_config()
+        },
+        Options {
+            policy: RetryPolicy::fast(2),
+            vars: vec![("GRAPH_REQUEST_TIMEOUT", "1s".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_complete(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    assert_eq!(load(&setup.stats.window_splits), 1);
+}
+
+#[tokio::test]
+async fn splitting_stops_at_the_minimum_window() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::Status(500))],
+            ..sim_config()
+        },
+        Options {
+            policy: RetryPolicy::fast(2),
+            vars: vec![("GRAPH_MIN_WINDOW", "1m".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, _) = window(&setup.sim, 3, 2);
+    let end = start + time::Duration::minutes(4);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(pages.is_empty());
+    let error = error.unwrap();
+    assert!(
+        matches!(error, Error::Exhausted { attempts: 2, .. }),
+        "{error:?}"
+    );
+    // 4 min -> 2 x 2 min; the first 2 min -> 2 x 1 min; the first 1 min cannot be split.
+    assert_eq!(load(&setup.stats.window_splits), 2);
+    assert!(error.to_string().contains("failed 2 times"), "{error}");
+}
+
+#[tokio::test]
+async fn an_expired_skip_token_restarts_only_that_window() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::ExpiredSkiptoken).first(1)],
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_complete(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    assert_eq!(load(&setup.stats.window_restarts), 1);
+    assert_eq!(setup.sim.counters().bad_requests, 1);
+}
+
+#[tokio::test]
+async fn a_bad_request_is_reported_with_its_query_and_not_retried() {
+    let setup = setup(
+        SimConfig {
+            retention: Duration::from_secs(3600),
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let (_, error) = collect(&setup, signins(), start, end).await;
+    let error = error.unwrap();
+    assert!(matches!(error, Error::BadRequest { .. }), "{error:?}");
+    assert!(!error.is_transient());
+    let text = error.to_string();
+    assert!(
+        text.contains("`/v1.0/auditLogs/signIns` with $filter `createdDateTime ge ")
+            && text.contains(" and createdDateTime lt ")
+            && text.contains("Invalid filter clause"),
+        "{text}"
+    );
+    assert!(!text.contains("Bearer") && !text.contains(SECRET));
+    assert_eq!(setup.sim.counters().list_requests, 1);
+}
+
+#[tokio::test]
+async fn a_licence_403_gets_three_tries_then_names_the_jobs_hint() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::LicenceForbidden)],
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let (_, error) = collect(&setup, signins(), start, end).await;
+    let error = error.unwrap();
+    assert!(matches!(error, Error::Forbidden { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains(signins().forbidden_hint),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("Authentication_RequestFromNonPremiumTenantOrB2CTenant")
+    );
+    assert_eq!(setup.sim.counters().list_requests, 3);
+}
+
+#[tokio::test]
+async fn an_intermittent_licence_403_is_survived() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::LicenceForbidden).first(2)],
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+}
+
+#[tokio::test]
+async fn a_record_without_id_is_reported_with_its_page() {
+    let setup = setup(sim_config(), Options::default()).await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let time = start + time::Duration::minutes(30);
+    setup.sim.inject(
+        Resource::SignIns,
+        serde_json::json!({"createdDateTime": entra_export::timestamp::format(time), "userPrincipalName": "someone@contoso.com"}),
+        OffsetDateTime::now_utc() - time::Duration::seconds(1),
+    );
+    let (_, error) = collect(&setup, signins(), start, end).await;
+    let error = error.unwrap();
+    assert!(matches!(error, Error::InvalidRecord { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("/v1.0/auditLogs/signIns page "), "{text}");
+    assert!(text.contains("has no `id`"), "{text}");
+    assert!(!text.contains("someone@contoso.com"), "{text}");
+}
+
+#[tokio::test]
+async fn a_record_with_a_bad_time_is_reported() {
+    let setup = setup(sim_config(), Options::default()).await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    setup.sim.inject(
+        Resource::SignIns,
+        serde_json::json!({"id": "bad-time", "createdDateTime": "yesterday"}),
+        start + time::Duration::minutes(30),
+    );
+    let (_, error) = collect(&setup, signins(), start, end).await;
+    let text = error.unwrap().to_string();
+    assert!(
+        text.contains("its `createdDateTime` is not a timestamp"),
+        "{text}"
+    );
+}
+
+/// A tiny Graph stand-in whose first page links to another server.
+#[tokio::test]
+async fn a_foreign_next_link_is_refused_and_gets_no_token() {
+    use axum::routing::get;
+    let foreign_hits = Arc::new(AtomicUsize::new(0));
+    let foreign = {
+        let hits = foreign_hits.clone();
+        axum::Router::new().fallback(get(move || {
+            hits.fetch_add(1, Ordering::SeqCst);
+            async { "{}" }
+        }))
+    };
+    let foreign_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let foreign_address = foreign_listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(foreign_listener, foreign).await });
+    let page = format!(
+        r#"{{"@odata.nextLink":"http://{foreign_address}/v1.0/auditLogs/signIns?$skiptoken=x","value":[]}}"#
+    );
+    let graph = axum::Router::new().fallback(get(move || {
+        let page = page.clone();
+        async move { page }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, graph).await });
+
+    let setup = setup(
+        sim_config(),
+        Options {
+            vars: vec![("GRAPH_ENDPOINT", format!("http://{address}"))],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(
+        pages.is_empty(),
+        "the page carrying the link is not yielded"
+    );
+    let error = error.unwrap();
+    match &error {
+        Error::ForeignNextLink { link_host, .. } => {
+            assert_eq!(link_host, &format!("http://{foreign_address}"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(foreign_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_page_without_envelope_and_a_404_are_permanent() {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let fixture = std::fs::read_to_string(fixture_path(
+        "directoryAudits-list-beta-example1-NO-ENVELOPE.json",
+    ))
+    .unwrap();
+    let graph = axum::Router::new()
+        .route(
+            "/v1.0/auditLogs/directoryAudits",
+            get(move || async move { fixture }),
+        )
+        .fallback(get(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                r#"{"error":{"code":"ResourceNotFound","message":"Resource not found"}}"#,
+            )
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, graph).await });
+    let setup = setup(
+        sim_config(),
+        Options {
+            vars: vec![("GRAPH_ENDPOINT", format!("http://{address}"))],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 3, 2);
+    let (_, error) = collect(&setup, audits(), start, end).await;
+    let error = error.unwrap();
+    assert!(matches!(error, Error::InvalidPage { .. }), "{error:?}");
+    let (_, error) = collect(&setup, signins(), start, end).await;
+    let error = error.unwrap();
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    assert_eq!(load(&setup.stats.requests), 2, "neither was retried");
+}
+
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    [
+        std::env::var("GRAPH_FIXTURES").unwrap_or_default(),
+        format!("{root}/tests/fixtures/graph"),
+        format!("{root}/../shared/fixtures/graph"),
+    ]
+    .into_iter()
+    .filter(|d| !d.is_empty())
+    .map(|d| std::path::Path::new(&d).join(name))
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| panic!("fixture {name} not found"))
+}
+
+/// Collects everything written through `tracing` (all targets, TRACE) on this thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_carry_no_token_secret_or_record_content() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let setup = setup(
+        SimConfig {
+            throttle: Some(Throttle {
+                requests: 4,
+                per: Duration::from_secs(1),
+            }),
+            faults: vec![
+                Fault::new(FaultKind::Status(500)).first(1),
+                Fault::new(FaultKind::TruncatedBody).first(1),
+            ],
+            ..sim_config()
+        },
+        Options::default(),
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 4, 2);
+    let mut stream = std::pin::pin!(setup.graph.fetch_window(
+        signins(),
+        start,
+        end,
+        setup.stats.clone()
+    ));
+    let mut pages = vec![stream.next().await.unwrap().unwrap()];
+    setup
+        .sim
+        .set_faults(vec![Fault::new(FaultKind::ExpiredToken).first(1)]);
+    while let Some(page) = stream.next().await {
+        pages.push(page.unwrap());
+    }
+    assert!(setup.sim.counters().throttled > 0 && setup.sim.counters().unauthorized == 1);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    if std::env::var_os("DUMP_GRAPH_LOGS").is_some() {
+        eprintln!("{logs}");
+    }
+    assert!(
+        logs.contains("graph request failed: retrying"),
+        "warnings were logged"
+    );
+    assert!(
+        logs.contains("graph page received"),
+        "debug lines were logged"
+    );
+    let tokens = setup.credential.issued.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2);
+    for token in &tokens {
+        assert!(!logs.contains(token.as_str()), "a token was logged");
+    }
+    assert!(!logs.contains(SECRET), "the client secret was logged");
+    assert!(
+        !logs.to_ascii_lowercase().contains("bearer "),
+        "an Authorization header was logged"
+    );
+    // Personal data from the records.
+    let mut personal: HashMap<String, usize> = HashMap::new();
+    for page in &pages {
+        for record in page.records() {
+            let value: serde_json::Value = serde_json::from_slice(record.raw).unwrap();
+            for field in ["userPrincipalName", "userDisplayName", "ipAddress"] {
+                if let Some(text) = value[field].as_str().filter(|t| t.len() > 4) {
+                    *personal.entry(text.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    assert!(personal.len() > 10);
+    for text in personal.keys() {
+        assert!(
+            !logs.contains(text.as_str()),
+            "record content logged: {text}"
+        );
+    }
+}

@@ -1,0 +1,770 @@
+//! The Graph server: `GET /{v1.0|beta}/auditLogs/{directoryAudits|signIns}` with bearer-token
+//! checks, per-client throttling, injected faults and paging, plus the unauthenticated control
+//! endpoints `/_sim/counters` and `/_sim/truth`.
+//!
+//! Order of checks for a list request: token (401), throttle (429), query options (400), retention
+//! (400), skiptoken (400), `$select` (400), injected fault, then the page, after the configured
+//! latency. Throttled requests do not consume budget; every request that passes the throttle does,
+//! whatever its outcome.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::config::{FaultKind, Resource, RetryAfterStyle};
+use crate::query::{ListQuery, SkipToken, next_link_query, parse_list_query};
+use crate::render::{RenderContext, write_audit, write_signin};
+use crate::serve::ConnectionKill;
+use crate::store::{Item, Selection, duration_ns};
+use crate::timefmt::{format_timestamp, parse_filter_literal, to_ns};
+use crate::{Shared, new_guid};
+
+/// Graph's content type for OData JSON responses.
+const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// A request that arrives this much before its `Retry-After` ends still counts as honouring it
+/// (timer and clock granularity).
+const RETRY_AFTER_TOLERANCE: Duration = Duration::from_millis(10);
+
+/// The `Retry-After` carried by an injected 503.
+const FAULT_503_RETRY_AFTER: Duration = Duration::from_millis(750);
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/_sim/counters", get(counters))
+        .route("/_sim/truth", get(truth))
+        .fallback(dispatch)
+        .with_state(shared)
+}
+
+async fn counters(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.counters.snapshot()).into_response()
+}
+
+#[derive(Deserialize)]
+struct TruthParams {
+    resource: String,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+async fn truth(State(shared): State<Arc<Shared>>, Query(params): Query<TruthParams>) -> Response {
+    let Some(resource) = Resource::from_segment(&params.resource) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "resource must be signIns or directoryAudits",
+        )
+            .into_response();
+    };
+    let parse = |value: &Option<String>, default: i64| match value {
+        None => Some(default),
+        Some(text) => parse_filter_literal(text),
+    };
+    let (Some(start), Some(end)) = (parse(&params.start, i64::MIN), parse(&params.end, i64::MAX))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "start and end must be ISO-8601 instants",
+        )
+            .into_response();
+    };
+    let now = to_ns(OffsetDateTime::now_utc());
+    let records: Vec<serde_json::Value> = shared
+        .truth_ns(resource, start, end, Some(now))
+        .into_iter()
+        .map(|(record, time_ns, visible_ns)| {
+            json!({
+                "id": record.id,
+                "time": format_timestamp(time_ns, 7),
+                "visible_at": format_timestamp(visible_ns, 7),
+                "version": record.version,
+            })
+        })
+        .collect();
+    axum::Json(records).into_response()
+}
+
+/// Ids echoed in every Graph response.
+struct ReplyIds {
+    request_id: String,
+    client_request_id: String,
+}
+
+async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    shared
+        .counters
+        .requests
+        .fetch_add(1, AtomicOrdering::Relaxed);
+    let (parts, _body) = request.into_parts();
+    let request_id = new_guid();
+    let ids = ReplyIds {
+        client_request_id: parts
+            .headers
+            .get("client-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| request_id.clone()),
+        request_id,
+    };
+    let segments: Vec<&str> = parts.uri.path().trim_matches('/').split('/').collect();
+    let beta = match segments.first() {
+        Some(version) if version.eq_ignore_ascii_case("v1.0") => false,
+        Some(version) if version.eq_ignore_ascii_case("beta") => true,
+        other => {
+            let message = format!("Invalid version: {}", other.copied().unwrap_or(""));
+            return graph_error(
+                &shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &message,
+                &ids,
+            );
+        }
+    };
+    let resource = match segments.as_slice() {
+        [_, logs, segment] if logs.eq_ignore_ascii_case("auditLogs") => {
+            Resource::from_segment(segment)
+        }
+        _ => None,
+    };
+    let Some(resource) = resource else {
+        let last = segments.last().copied().unwrap_or("");
+        let message = format!("Resource not found for the segment '{last}'.");
+        return graph_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &message,
+            &ids,
+        );
+    };
+    if parts.method != Method::GET {
+        return graph_error(
+            &shared,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request_BadRequest",
+            "The HTTP method is not allowed for this resource.",
+            &ids,
+        );
+    }
+    shared
+        .counters
+        .list_requests
+        .fetch_add(1, AtomicOrdering::Relaxed);
+    let kill = parts.extensions.get::<ConnectionKill>().cloned();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_else(|| shared.graph_base.clone());
+    let request = ListRequest {
+        beta,
+        resource,
+        path: parts.uri.path().to_string(),
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        base: host,
+    };
+    list(&shared, &parts.headers, request, &ids, kill).await
+}
+
+struct ListRequest {
+    beta: bool,
+    resource: Resource,
+    path: String,
+    raw_query: String,
+    base: String,
+}
+
+async fn list(
+    shared: &Shared,
+    headers: &HeaderMap,
+    request: ListRequest,
+    ids: &ReplyIds,
+    kill: Option<ConnectionKill>,
+) -> Response {
+    let now_wall = OffsetDateTime::now_utc();
+    let now = to_ns(now_wall);
+    let client = match shared.authorize(headers, now) {
+        Ok(client) => client,
+        Err(message) => return unauthorized(shared, message, ids),
+    };
+    if let Err(delay) = shared.admit(&client, Instant::now()) {
+        shared
+            .counters
+            .throttled
+            .fetch_add(1, AtomicOrdering::Relaxed);
+        let retry_after = shared.retry_after(&client, delay, now_wall);
+        let body = json!({
+            "error": {
+                "code": "TooManyRequests",
+                "innerError": {
+                    "code": "429",
+                    "date": inner_error_date(now_wall),
+                    "message": "Please retry after",
+                    "request-id": ids.request_id,
+                    "status": "429",
+                },
+                "message": "Please retry again later.",
+            }
+        });
+        let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &body, ids);
+        insert_header(&mut response, header::RETRY_AFTER, &retry_after);
+        return response;
+    }
+    let query = match parse_list_query(request.resource, &request.raw_query) {
+        Ok(query) => query,
+        Err(error) => {
+            return graph_error(
+                shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &error.message(),
+                ids,
+            );
+        }
+    };
+    let retention_start = now.saturating_sub(duration_ns(shared.config.retention));
+    if query
+        .lower_literal
+        .is_some_and(|lower| lower < retention_start)
+    {
+        return graph_error(
+            shared,
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Invalid filter clause",
+            ids,
+        );
+    }
+    let fingerprint = query.fingerprint(request.resource, request.beta);
+    let token = match &query.skiptoken {
+        None => None,
+        Some(text) => match SkipToken::decode(text) {
+            Some(token)
+                if token.query == fingerprint
+                    && now.saturating_sub(token.issued)
+                        <= duration_ns(shared.config.skiptoken_ttl) =>
+            {
+                Some(token)
+            }
+            _ => return invalid_skip_token(shared, ids),
+        },
+    };
+    if let Some(names) = &query.select {
+        let known = shared.known_properties(request.resource, request.beta);
+        if let Some(unknown) = names.iter().find(|name| !known.contains(name)) {
+            let error = crate::query::QueryError::Select(unknown.clone());
+            return graph_error(
+                shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &error.message(),
+                ids,
+            );
+        }
+    }
+
+    let fault = shared.pick_fault(
+        request.resource,
+        query.skiptoken.is_some(),
+        query.window_ns(),
+    );
+    if fault.is_some() {
+        shared
+            .counters
+            .faults_injected
+            .fetch_add(1, AtomicOrdering::Relaxed);
+    }
+    let mut truncate = false;
+    match fault {
+        None => {}
+        Some(FaultKind::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = graph_error(shared, status, "UnknownError", "", ids);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                let retry_after = shared.retry_after(&client, FAULT_503_RETRY_AFTER, now_wall);
+                insert_header(&mut response, header::RETRY_AFTER, &retry_after);
+            }
+            return response;
+        }
+        Some(FaultKind::ExpiredToken) => {
+            return unauthorized(
+                shared,
+                "Lifetime validation failed, the token is expired.",
+                ids,
+            );
+        }
+        Some(FaultKind::ExpiredSkiptoken) => return invalid_skip_token(shared, ids),
+        Some(FaultKind::LicenceForbidden) => {
+            return graph_error(
+                shared,
+                StatusCode::FORBIDDEN,
+                "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                "Neither tenant is B2C or tenant doesn't have premium license",
+                ids,
+            );
+        }
+        Some(FaultKind::DropConnection) => {
+            if let Some(kill) = kill {
+                kill.kill();
+                std::future::pending::<()>().await;
+            }
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
+        Some(FaultKind::Stall(delay)) => tokio::time::sleep(delay).await,
+        Some(FaultKind::TruncatedBody) => truncate = true,
+    }
+
+    let page = shared.build_page(&request, &query, token, now, fingerprint);
+    let latency = shared.page_latency()
+        + shared
+            .config
+            .per_record_latency
+            .saturating_mul(page.records as u32);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    shared
+        .counters
+        .pages_served
+        .fetch_add(1, AtomicOrdering::Relaxed);
+    shared
+        .counters
+        .records_served
+        .fetch_add(page.records as u64, AtomicOrdering::Relaxed);
+    let body = if truncate {
+        truncated_body(page.body)
+    } else {
+        Body::from(page.body)
+    };
+    let mut response = Response::new(body);
+    add_graph_headers(&mut response, ids, ODATA_JSON);
+    response
+}
+
+/// The first half of `bytes` as one chunk, then a transport error, so hyper closes the
+/// connection without the terminating chunk.
+fn truncated_body(mut bytes: Vec<u8>) -> Body {
+    bytes.truncate(bytes.len() / 2);
+    let chunks = futures_util::stream::unfold(Some(bytes), |state| async move {
+        match state {
+            Some(first) => Some((Ok::<Vec<u8>, std::io::Error>(first), None)),
+            None => {
+                // Give hyper time to flush the first chunk before the connection is torn down.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((Err(std::io::Error::other("simulated truncation")), None))
+            }
+        }
+    });
+    Body::from_stream(chunks)
+}
+
+/// A rendered page.
+pub(crate) struct Page {
+    pub body: Vec<u8>,
+    pub records: usize,
+}
+
+impl Shared {
+    fn build_page(
+        &self,
+        request: &ListRequest,
+        query: &ListQuery,
+        token: Option<SkipToken>,
+        now: i64,
+        fingerprint: u64,
+    ) -> Page {
+        let collection = &self.collections[request.resource.index()];
+        let injected = collection.injected.read().expect("injected lock");
+        let snapshot = token.as_ref().map_or(now, |token| token.snapshot);
+        let after = token.and_then(|token| token.after);
+        let probability = self.config.short_page_probability.clamp(0.0, 1.0);
+        let limit = {
+            let mut random = self.random.lock().expect("random lock");
+            if probability > 0.0 && random.random_bool(probability) {
+                random.random_range(0..query.top)
+            } else {
+                query.top
+            }
+        };
+        let selection = Selection {
+            lo: query.lo,
+            hi: query.hi,
+            descending: query.descending,
+            after: after.as_ref(),
+            snapshot,
+        };
+        let (items, more) = collection.select(&injected, &selection, limit);
+
+        let version = if request.beta { "beta" } else { "v1.0" };
+        let mut body = Vec::with_capacity(512 + items.len() * 2800);
+        body.extend_from_slice(b"{\"@odata.context\":");
+        let mut context = format!(
+            "{}/{version}/$metadata#auditLogs/{}",
+            request.base,
+            request.resource.segment()
+        );
+        if let Some(names) = &query.select {
+            context.push('(');
+            context.push_str(&names.join(","));
+            context.push(')');
+        }
+        serde_json::to_writer(&mut body, &context).expect("string serialises");
+        if more {
+            let next = SkipToken {
+                v: 1,
+                issued: now,
+                snapshot,
+                query: fingerprint,
+                after: items
+                    .last()
+                    .map(|item| collection.cursor_of(item))
+                    .or(after),
+            };
+            let link = format!(
+                "{}{}?{}",
+                request.base,
+                request.path,
+                next_link_query(&query.params, &next.encode())
+            );
+            body.extend_from_slice(b",\"@odata.nextLink\":");
+            serde_json::to_writer(&mut body, &link).expect("string serialises");
+        }
+        body.extend_from_slice(b",\"value\":[");
+        let context = RenderContext {
+            tenant: &self.config.tenant,
+            beta: request.beta,
+        };
+        let mut scratch = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                body.push(b',');
+            }
+            let target = if query.select.is_some() {
+                scratch.clear();
+                &mut scratch
+            } else {
+                &mut body
+            };
+            match item {
+                Item::Generated(rec) => match request.resource {
+                    Resource::SignIns => {
+                        write_signin(target, rec, rec.republish_at <= snapshot, &context)
+                    }
+                    Resource::DirectoryAudits => write_audit(target, rec, &context),
+                },
+                Item::Injected(rec) => target.extend_from_slice(rec.json.as_bytes()),
+            }
+            if let Some(names) = &query.select {
+                project(&scratch, names, &mut body);
+            }
+        }
+        body.extend_from_slice(b"]}");
+        Page {
+            body,
+            records: items.len(),
+        }
+    }
+
+    /// The client id of a valid bearer token, or the 401 message.
+    fn authorize(&self, headers: &HeaderMap, now: i64) -> Result<String, &'static str> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err("Access token is empty.");
+        };
+        let value = value.to_str().unwrap_or("");
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err("Access token validation failure."),
+        };
+        if token.is_empty() {
+            return Err("Access token is empty.");
+        }
+        let tokens = self.tokens.lock().expect("tokens lock");
+        match tokens.get(token) {
+            None => Err("Access token validation failure. Invalid audience."),
+            Some(issued) if now >= issued.expires_at => {
+                Err("Lifetime validation failed, the token is expired.")
+            }
+            Some(issued) => Ok(issued.client_id.clone()),
+        }
+    }
+
+    /// Counts an early retry, then applies the throttle; `Err` carries the time until a slot frees.
+    fn admit(&self, client: &str, now: Instant) -> Result<(), Duration> {
+        let mut clients = self.clients.lock().expect("clients lock");
+        let state = clients.entry(client.to_string()).or_default();
+        if state
+            .not_before
+            .is_some_and(|not_before| now + RETRY_AFTER_TOLERANCE < not_before)
+        {
+            self.counters
+                .retry_after_ignored
+                .fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        if let Some(throttle) = self.config.throttle {
+            while state
+                .window
+                .front()
+                .is_some_and(|first| now.duration_since(*first) >= throttle.per)
+            {
+                state.window.pop_front();
+            }
+            if state.window.len() >= throttle.requests as usize {
+                let delay = state.window.front().map_or(throttle.per, |first| {
+                    throttle.per.saturating_sub(now.duration_since(*first))
+                });
+                return Err(delay);
+            }
+            state.window.push_back(now);
+        }
+        while state
+            .last_ten_seconds
+            .front()
+            .is_some_and(|first| now.duration_since(*first) >= Duration::from_secs(10))
+        {
+            state.last_ten_seconds.pop_front();
+        }
+        state.last_ten_seconds.push_back(now);
+        self.counters
+            .max_requests_in_any_10s_window
+            .fetch_max(state.last_ten_seconds.len() as u64, AtomicOrdering::Relaxed);
+        Ok(())
+    }
+
+    /// Formats a `Retry-After` of at least `delay` and remembers when it ends for this client.
+    fn retry_after(&self, client: &str, delay: Duration, now_wall: OffsetDateTime) -> String {
+        let (value, effective) = format_retry_after(self.config.retry_after_style, delay, now_wall);
+        let mut clients = self.clients.lock().expect("clients lock");
+        let state = clients.entry(client.to_string()).or_default();
+        let end = Instant::now() + effective;
+        state.not_before = Some(state.not_before.map_or(end, |previous| previous.max(end)));
+        value
+    }
+
+    fn pick_fault(
+        &self,
+        resource: Resource,
+        has_skiptoken: bool,
+        window_ns: Option<i64>,
+    ) -> Option<FaultKind> {
+        let mut state = self.faults.lock().expect("faults lock");
+        let state = &mut *state;
+        for (index, fault) in state.faults.iter().enumerate() {
+            if fault.resource.is_some_and(|only| only != resource) {
+                continue;
+            }
+            if fault.kind == FaultKind::ExpiredSkiptoken && !has_skiptoken {
+                continue;
+            }
+            if let (Some(minimum), Some(width)) = (fault.min_window, window_ns)
+                && width <= duration_ns(minimum)
+            {
+                continue;
+            }
+            if fault.first_n.is_some_and(|n| state.matched[index] >= n) {
+                continue;
+            }
+            state.matched[index] += 1;
+            let probability = fault.probability.clamp(0.0, 1.0);
+            if probability > 0.0 && state.random.random_bool(probability) {
+                return Some(fault.kind.clone());
+            }
+        }
+        None
+    }
+}
+
+/// Per-client throttle state.
+#[derive(Default)]
+pub(crate) struct ClientState {
+    /// Accepted requests inside the throttle window.
+    window: VecDeque<Instant>,
+    /// Accepted requests inside the last 10 s, for `max_requests_in_any_10s_window`.
+    last_ten_seconds: VecDeque<Instant>,
+    /// End of the latest `Retry-After` given to this client.
+    not_before: Option<Instant>,
+}
+
+/// The header value and the delay it actually asks for.
+pub(crate) fn format_retry_after(
+    style: RetryAfterStyle,
+    delay: Duration,
+    now_wall: OffsetDateTime,
+) -> (String, Duration) {
+    match style {
+        RetryAfterStyle::Integer => {
+            let seconds = delay.as_nanos().div_ceil(1_000_000_000).max(1) as u64;
+            (seconds.to_string(), Duration::from_secs(seconds))
+        }
+        RetryAfterStyle::Fractional => {
+            let millis = delay.as_nanos().div_ceil(1_000_000).max(1) as u64;
+            (
+                format!("{}.{:03}", millis / 1000, millis % 1000),
+                Duration::from_millis(millis),
+            )
+        }
+        RetryAfterStyle::HttpDate => {
+            let target = now_wall + delay;
+            let whole = target.unix_timestamp() + i64::from(target.nanosecond() > 0);
+            let system_time = std::time::UNIX_EPOCH + Duration::from_secs(whole.max(0) as u64);
+            let effective = Duration::from_nanos(
+                (i128::from(whole) * 1_000_000_000 - now_wall.unix_timestamp_nanos()).max(0) as u64,
+            );
+            (httpdate::fmt_http_date(system_time), effective)
+        }
+    }
+}
+
+/// Keeps only the selected properties of one rendered record.
+fn project(record: &[u8], names: &[String], out: &mut Vec<u8>) {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(record)
+    else {
+        out.extend_from_slice(record);
+        return;
+    };
+    let kept: serde_json::Map<String, serde_json::Value> = map
+        .into_iter()
+        .filter(|(key, _)| names.contains(key))
+        .collect();
+    serde_json::to_writer(out, &kept).expect("map serialises");
+}
+
+fn inner_error_date(now: OffsetDateTime) -> String {
+    let text = format_timestamp(to_ns(now), 0);
+    text.trim_end_matches('Z').to_string()
+}
+
+fn insert_header(response: &mut Response, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+fn add_graph_headers(response: &mut Response, ids: &ReplyIds, content_type: &str) {
+    insert_header(response, header::CONTENT_TYPE, content_type);
+    insert_header(response, header::CACHE_CONTROL, "no-cache");
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&ids.request_id) {
+        headers.insert("request-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&ids.client_request_id) {
+        headers.insert("client-request-id", value);
+    }
+    headers.insert("odata-version", HeaderValue::from_static("4.0"));
+    headers.insert(
+        "x-ms-ags-diagnostic",
+        HeaderValue::from_static(
+            r#"{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"graph-sim"}}"#,
+        ),
+    );
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value, ids: &ReplyIds) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    add_graph_headers(&mut response, ids, "application/json");
+    response
+}
+
+/// A Graph error body: `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
+fn graph_error(
+    shared: &Shared,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    ids: &ReplyIds,
+) -> Response {
+    if status == StatusCode::BAD_REQUEST {
+        shared
+            .counters
+            .bad_requests
+            .fetch_add(1, AtomicOrdering::Relaxed);
+    }
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": inner_error_date(OffsetDateTime::now_utc()),
+                "request-id": ids.request_id,
+                "client-request-id": ids.client_request_id,
+            }
+        }
+    });
+    json_response(status, &body, ids)
+}
+
+fn invalid_skip_token(shared: &Shared, ids: &ReplyIds) -> Response {
+    graph_error(
+        shared,
+        StatusCode::BAD_REQUEST,
+        "",
+        "Invalid Skip Token",
+        ids,
+    )
+}
+
+fn unauthorized(shared: &Shared, message: &str, ids: &ReplyIds) -> Response {
+    shared
+        .counters
+        .unauthorized
+        .fetch_add(1, AtomicOrdering::Relaxed);
+    let mut response = graph_error(
+        shared,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        message,
+        ids,
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
+        ),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn retry_after_styles() {
+        let now = datetime!(2024-01-13 14:13:32.5 UTC);
+        let delay = Duration::from_micros(2_127_100);
+        assert_eq!(
+            format_retry_after(RetryAfterStyle::Fractional, delay, now),
+            ("2.128".to_string(), Duration::from_millis(2128))
+        );
+        assert_eq!(
+            format_retry_after(RetryAfterStyle::Integer, delay, now),
+            ("3".to_string(), Duration::from_secs(3))
+        );
+        assert_eq!(
+            format_retry_after(RetryAfterStyle::Integer, Duration::from_millis(1), now).0,
+            "1"
+        );
+        assert_eq!(
+            format_retry_after(RetryAfterStyle::HttpDate, delay, now),
+            (
+                "Sat, 13 Jan 2024 14:13:35 GMT".to_string(),
+                Duration::from_millis(2500)
+            )
+        );
+    }
+}

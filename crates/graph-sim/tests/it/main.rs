@@ -1,0 +1,11 @@
+//! Integration tests over real HTTP: one binary, one module per area.
+
+mod cli;
+mod faults;
+mod helpers;
+mod identity;
+mod listing;
+mod paging;
+mod perf;
+mod throttle;
+mod token;

@@ -1,0 +1,459 @@
+//! Entra ID credentials and the Graph token cache.
+//!
+//! [`build_credential`] picks an `azure_identity` 1.x credential from [`AuthMode`], points it at
+//! the configured authority (`AZURE_AUTHORITY_HOST` or the cloud's) and sends its token requests
+//! through the shared reqwest client, so `EXTRA_CA_FILE` trust applies to the token endpoint too.
+//! The same credential serves Blob Storage, whose SDK policy caches on its own.
+//!
+//! [`TokenCache`] holds one Graph token (one scope) and refreshes it ahead of expiry
+//! ([`REFRESH_AHEAD`] before, or half its lifetime for short-lived tokens). After a 401 the Graph
+//! client calls [`TokenCache::refresh_after_rejection`], which gets a new token even though the SDK
+//! credentials keep their own cache: the credential built here is a wrapper that, when asked
+//! through a [`ForceRefresh`] marker in the request context, rebuilds its SDK credential (and so
+//! its cache) before asking again.
+//!
+//! Tokens and secrets are never logged: they are held as `azure_core::credentials::Secret`,
+//! whose `Debug` is redacted, and only expiry times appear in log fields.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::http::{ClientMethodOptions, ClientOptions, Context, Transport};
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::config::{AuthMode, Config};
+
+/// A token is refreshed this long before it expires.
+pub const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+
+/// Why a credential could not be built or a token obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The SDK refused to build the credential (missing setting, non-https authority, ...).
+    #[error("cannot build the {mode} credential")]
+    Build {
+        /// `AUTH_MODE` name.
+        mode: &'static str,
+        /// The SDK's reason (Display only: `Debug` can print a backtrace).
+        #[source]
+        source: azure_core::Error,
+    },
+    /// The configuration lacks something the mode needs.
+    #[error("the {mode} credential needs {missing}")]
+    Missing {
+        /// `AUTH_MODE` name.
+        mode: &'static str,
+        /// What is missing.
+        missing: &'static str,
+    },
+    /// The token endpoint (or the Azure CLI) refused or failed.
+    #[error("cannot get a token for scope `{scope}`")]
+    Token {
+        /// The scope asked for (not secret).
+        scope: String,
+        /// The SDK's reason, which quotes the AADSTS text but never the secret.
+        #[source]
+        source: azure_core::Error,
+    },
+}
+
+/// Builds the credential chosen by `AUTH_MODE`, using the configured authority and `http` as the
+/// transport. No network I/O happens here.
+///
+/// The returned credential honours a [`ForceRefresh`] value in the request context by rebuilding
+/// its SDK credential, so that a token rejected by Graph (401) is replaced even before the SDK's
+/// own cache would expire it.
+pub fn build_credential(
+    config: &Config,
+    http: reqwest::Client,
+) -> Result<Arc<dyn TokenCredential>, AuthError> {
+    let settings = Arc::new(CredentialSettings::from_config(config, http));
+    let inner = settings.build()?;
+    Ok(Arc::new(ConfiguredCredential {
+        settings,
+        inner: RwLock::new(inner),
+    }))
+}
+
+/// Marker put in a token request's context to ask a credential built by [`build_credential`] for
+/// a new token, bypassing the SDK's cache. Other credentials ignore it.
+#[derive(Debug, Clone, Copy)]
+pub struct ForceRefresh;
+
+/// One scope's token, refreshed ahead of expiry; shared by every Graph request of the process.
+pub struct TokenCache {
+    credential: Arc<dyn TokenCredential>,
+    scope: String,
+    current: Mutex<Option<Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: AccessToken,
+    refresh_at: OffsetDateTime,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    /// A cache for `scope` (for Graph, `GraphConfig::scope`).
+    pub fn new(credential: Arc<dyn TokenCredential>, scope: String) -> TokenCache {
+        TokenCache {
+            credential,
+            scope,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The scope this cache serves.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// A valid token: the cached one unless it is due for refresh.
+    pub async fn token(&self) -> Result<Secret, AuthError> {
+        let mut current = self.current.lock().await;
+        if let Some(cached) = current.as_ref()
+            && OffsetDateTime::now_utc() < cached.refresh_at
+        {
+            return Ok(cached.token.token.clone());
+        }
+        let cached = self.fetch(false).await?;
+        let secret = cached.token.token.clone();
+        *current = Some(cached);
+        Ok(secret)
+    }
+
+    /// After Graph answered 401 to `rejected`: a new token, unless another request has already
+    /// replaced it, in which case that one.
+    pub async fn refresh_after_rejection(&self, rejected: &Secret) -> Result<Secret, AuthError> {
+        let mut current = self.current.lock().await;
+        if let Some(cached) = current.as_ref()
+            && cached.token.token != *rejected
+            && OffsetDateTime::now_utc() < cached.refresh_at
+        {
+            return Ok(cached.token.token.clone());
+        }
+        let cached = self.fetch(true).await?;
+        let secret = cached.token.token.clone();
+        *current = Some(cached);
+        Ok(secret)
+    }
+
+    async fn fetch(&self, force: bool) -> Result<Cached, AuthError> {
+        let mut context = Context::new();
+        if force {
+            context.insert(ForceRefresh);
+        }
+        let options = TokenRequestOptions {
+            method_options: ClientMethodOptions { context },
+        };
+        let obtained_at = OffsetDateTime::now_utc();
+        let token = self
+            .credential
+            .get_token(&[self.scope.as_str()], Some(options))
+            .await
+            .map_err(|source| AuthError::Token {
+                scope: self.scope.clone(),
+                source,
+            })?;
+        let refresh_at = refresh_time(obtained_at, token.expires_on);
+        tracing::debug!(
+            token.expires_on = %token.expires_on,
+            token.refresh_at = %refresh_at,
+            token.forced = force,
+            "graph token obtained"
+        );
+        Ok(Cached { token, refresh_at })
+    }
+}
+
+/// When to refresh a token obtained at `obtained_at`: [`REFRESH_AHEAD`] before expiry, or half
+/// way through its life when it lives less than twice that.
+fn refresh_time(obtained_at: OffsetDateTime, expires_on: OffsetDateTime) -> OffsetDateTime {
+    let lifetime = expires_on - obtained_at;
+    let ahead = time::Duration::try_from(REFRESH_AHEAD).expect("five minutes fit");
+    if lifetime >= ahead * 2 {
+        expires_on - ahead
+    } else {
+        obtained_at + lifetime / 2
+    }
+}
+
+/// Everything needed to (re)build the SDK credential.
+struct CredentialSettings {
+    mode: AuthMode,
+    tenant_id: String,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    federated_token_file: Option<std::path::PathBuf>,
+    authority_host: String,
+    http: reqwest::Client,
+}
+
+impl CredentialSettings {
+    fn from_config(config: &Config, http: reqwest::Client) -> CredentialSettings {
+        CredentialSettings {
+            mode: config.auth.mode,
+            tenant_id: config.tenant_id.clone(),
+            client_id: config.auth.client_id.clone(),
+            client_secret: config
+                .auth
+                .client_secret
+                .as_ref()
+                .map(|s| Secret::new(crate::config::expose(s).to_owned())),
+            federated_token_file: config.auth.federated_token_file.clone(),
+            authority_host: config
+                .auth
+                .authority_host
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            http,
+        }
+    }
+
+    fn client_options(&self) -> ClientOptions {
+        let mut cloud = CustomConfiguration::default();
+        cloud.authority_host = self.authority_host.clone();
+        ClientOptions {
+            transport: Some(Transport::new(Arc::new(self.http.clone()))),
+            cloud: Some(Arc::new(CloudConfiguration::Custom(cloud))),
+            ..Default::default()
+        }
+    }
+
+    fn build(&self) -> Result<Arc<dyn TokenCredential>, AuthError> {
+        let mode = self.mode.name();
+        let build_error = |source| AuthError::Build { mode, source };
+        let credential: Arc<dyn TokenCredential> = match self.mode {
+            AuthMode::ManagedIdentity => {
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: self.client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: self.client_options(),
+                }))
+                .map_err(build_error)?
+            }
+            AuthMode::ClientSecret => {
+                let client_id = self.client_id.clone().ok_or(AuthError::Missing {
+                    mode,
+                    missing: "AZURE_CLIENT_ID",
+                })?;
+                let secret = self.client_secret.clone().ok_or(AuthError::Missing {
+                    mode,
+                    missing: "AZURE_CLIENT_SECRET",
+                })?;
+                ClientSecretCredential::new(
+                    &self.tenant_id,
+                    client_id,
+                    secret,
+                    Some(ClientSecretCredentialOptions {
+                        client_options: self.client_options(),
+                    }),
+                )
+                .map_err(build_error)?
+            }
+            AuthMode::WorkloadIdentity => {
+                let client_id = self.client_id.clone().ok_or(AuthError::Missing {
+                    mode,
+                    missing: "AZURE_CLIENT_ID",
+                })?;
+                let file = self
+                    .federated_token_file
+                    .clone()
+                    .ok_or(AuthError::Missing {
+                        mode,
+                        missing: "AZURE_FEDERATED_TOKEN_FILE",
+                    })?;
+                WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                    credential_options: ClientAssertionCredentialOptions {
+                        client_options: self.client_options(),
+                    },
+                    client_id: Some(client_id),
+                    tenant_id: Some(self.tenant_id.clone()),
+                    token_file_path: Some(file),
+                }))
+                .map_err(build_error)?
+            }
+            AuthMode::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: Some(self.tenant_id.clone()),
+                ..Default::default()
+            }))
+            .map_err(build_error)?,
+        };
+        Ok(credential)
+    }
+}
+
+/// The credential handed out by [`build_credential`]: the SDK credential plus the means to
+/// rebuild it when a [`ForceRefresh`] request arrives.
+struct ConfiguredCredential {
+    settings: Arc<CredentialSettings>,
+    inner: RwLock<Arc<dyn TokenCredential>>,
+}
+
+impl fmt::Debug for ConfiguredCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfiguredCredential")
+            .field("mode", &self.settings.mode.name())
+            .field("authority_host", &self.settings.authority_host)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for ConfiguredCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let forced = options
+            .as_ref()
+            .is_some_and(|o| o.method_options.context.value::<ForceRefresh>().is_some());
+        let credential = if forced {
+            let fresh = self.settings.build().map_err(|error| {
+                azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Credential,
+                    error.to_string(),
+                )
+            })?;
+            *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+            fresh
+        } else {
+            self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+        };
+        credential.get_token(scopes, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct CountingCredential {
+        calls: AtomicUsize,
+        forced: AtomicUsize,
+        lifetime_secs: i64,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for CountingCredential {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if options.is_some_and(|o| o.method_options.context.value::<ForceRefresh>().is_some()) {
+                self.forced.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(AccessToken::new(
+                Secret::new(format!("token-{n}")),
+                OffsetDateTime::now_utc() + time::Duration::seconds(self.lifetime_secs),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn caches_until_refresh_is_due() {
+        let credential = Arc::new(CountingCredential {
+            lifetime_secs: 3600,
+            ..Default::default()
+        });
+        let cache = TokenCache::new(
+            credential.clone(),
+            "https://graph.microsoft.us/.default".into(),
+        );
+        let a = cache.token().await.unwrap();
+        let b = cache.token().await.unwrap();
+        assert_eq!(a, b);
+        assert_eq!(credential.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_soon_tokens_are_replaced() {
+        // A lifetime of 0 s is always due for refresh.
+        let credential = Arc::new(CountingCredential::default());
+        let cache = TokenCache::new(credential.clone(), "s/.default".into());
+        let a = cache.token().await.unwrap();
+        let b = cache.token().await.unwrap();
+        assert_ne!(a, b);
+        assert_eq!(credential.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn rejection_forces_one_refresh_even_when_many_requests_saw_it() {
+        let credential = Arc::new(CountingCredential {
+            lifetime_secs: 3600,
+            ..Default::default()
+        });
+        let cache = TokenCache::new(credential.clone(), "s/.default".into());
+        let rejected = cache.token().await.unwrap();
+        let first = cache.refresh_after_rejection(&rejected).await.unwrap();
+        let second = cache.refresh_after_rejection(&rejected).await.unwrap();
+        assert_ne!(first, rejected);
+        assert_eq!(first, second);
+        assert_eq!(credential.forced.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.token().await.unwrap(), first);
+    }
+
+    #[test]
+    fn refresh_time_is_five_minutes_ahead_or_half_life() {
+        let now = OffsetDateTime::now_utc();
+        let hour = now + time::Duration::hours(1);
+        assert_eq!(refresh_time(now, hour), hour - time::Duration::minutes(5));
+        let short = now + time::Duration::seconds(60);
+        assert_eq!(refresh_time(now, short), now + time::Duration::seconds(30));
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let mut all = vec![
+            ("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001"),
+            ("STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"),
+        ];
+        all.extend_from_slice(vars);
+        Config::from_vars(all).unwrap()
+    }
+
+    #[test]
+    fn builds_every_mode_without_network() {
+        crate::http::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let secret = config(&[
+            ("AUTH_MODE", "client_secret"),
+            ("AZURE_CLIENT_ID", "app"),
+            ("AZURE_CLIENT_SECRET", "hunter2"),
+        ]);
+        let built = build_credential(&secret, http.clone()).unwrap();
+        let debug = format!("{built:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("login.microsoftonline.us"), "{debug}");
+
+        let managed = config(&[
+            ("AUTH_MODE", "managed_identity"),
+            ("AZURE_CLIENT_ID", "uai"),
+        ]);
+        build_credential(&managed, http.clone()).unwrap();
+        let cli = config(&[("AUTH_MODE", "azure_cli")]);
+        build_credential(&cli, http.clone()).unwrap();
+    }
+}

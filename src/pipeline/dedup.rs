@@ -1,0 +1,225 @@
+//! The ids already written inside the replay window, so that a record seen again is skipped and
+//! a late one is written once. Kept between runs in a state blob (too large for the 8 KB of
+//! container metadata), guarded by its ETag.
+//!
+//! Ids are stored as 128-bit xxh3 hashes and contents as 64-bit xxh3 hashes: the state stays
+//! small, holds no personal data, and the hashes are stable across versions and machines.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
+
+/// The state format version this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+
+/// What the state remembers of one written record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The record's time, in 100 ns ticks since the Unix epoch.
+    pub ticks: i64,
+    /// The hash of the record's bytes as last written.
+    pub content: u64,
+}
+
+/// What to do with a fetched record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Never written: write it.
+    New,
+    /// Written before with this content (or updates are not wanted): skip it.
+    Duplicate,
+    /// Written before with other content, and `REPUBLISH_UPDATES=true`: write the new version.
+    Updated,
+}
+
+/// Why a state blob could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Not the JSON this build writes.
+    #[error(
+        "the state blob is not valid ({reason}); delete it to start over, at the price of re-writing the replay window once"
+    )]
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Written by a newer build.
+    #[error(
+        "the state blob has version {found}, this build reads version {STATE_VERSION}: upgrade entra-export"
+    )]
+    Version {
+        /// The version found.
+        found: u32,
+    },
+}
+
+/// The set of written records, by id hash.
+#[derive(Debug, Clone, Default)]
+pub struct WrittenIds {
+    entries: HashMap<u128, Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    /// `[id hash (32 hex), time ticks, content hash (16 hex)]`.
+    entries: Vec<(String, i64, String)>,
+}
+
+/// The key of a record id.
+pub fn id_key(id: &str) -> u128 {
+    xxh3_128(id.as_bytes())
+}
+
+/// The hash of a record's bytes.
+pub fn content_key(raw: &[u8]) -> u64 {
+    xxh3_64(raw)
+}
+
+/// A time as 100 ns ticks since the Unix epoch.
+pub fn ticks(time: OffsetDateTime) -> i64 {
+    (time.unix_timestamp_nanos() / 100) as i64
+}
+
+impl WrittenIds {
+    /// Reads a state blob.
+    pub fn decode(bytes: &[u8]) -> Result<WrittenIds, StateError> {
+        let file: StateFile = serde_json::from_slice(bytes).map_err(|e| StateError::Invalid {
+            reason: e.to_string(),
+        })?;
+        if file.version != STATE_VERSION {
+            return Err(StateError::Version {
+                found: file.version,
+            });
+        }
+        let mut entries = HashMap::with_capacity(file.entries.len());
+        for (id, ticks, content) in file.entries {
+            let key = u128::from_str_radix(&id, 16).map_err(|_| StateError::Invalid {
+                reason: format!("bad id hash `{id}`"),
+            })?;
+            let content = u64::from_str_radix(&content, 16).map_err(|_| StateError::Invalid {
+                reason: format!("bad content hash `{content}`"),
+            })?;
+            entries.insert(key, Entry { ticks, content });
+        }
+        Ok(WrittenIds { entries })
+    }
+
+    /// Writes a state blob.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut entries: Vec<(String, i64, String)> = self
+            .entries
+            .iter()
+            .map(|(key, entry)| {
+                (
+                    format!("{key:032x}"),
+                    entry.ticks,
+                    format!("{:016x}", entry.content),
+                )
+            })
+            .collect();
+        entries.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        serde_json::to_vec(&StateFile {
+            version: STATE_VERSION,
+            entries,
+        })
+        .expect("the state serialises")
+    }
+
+    /// Decides what to do with a record, given whether updated versions are wanted.
+    pub fn decide(&self, key: u128, content: u64, republish_updates: bool) -> Decision {
+        match self.entries.get(&key) {
+            None => Decision::New,
+            Some(entry) if republish_updates && entry.content != content => Decision::Updated,
+            Some(_) => Decision::Duplicate,
+        }
+    }
+
+    /// Remembers a written record (replacing an older version).
+    pub fn insert(&mut self, key: u128, entry: Entry) {
+        self.entries.insert(key, entry);
+    }
+
+    /// Forgets records older than `threshold`: no run will fetch them again.
+    pub fn prune_before(&mut self, threshold: OffsetDateTime) {
+        let limit = ticks(threshold);
+        self.entries.retain(|_, entry| entry.ticks >= limit);
+    }
+
+    /// How many records are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_record_seen_again_is_a_duplicate_unless_updates_are_wanted_and_it_changed() {
+        let mut ids = WrittenIds::default();
+        let key = id_key("66ea54eb-6301-4ee5-be62-ff5a759b0100");
+        assert_eq!(ids.decide(key, 1, false), Decision::New);
+        ids.insert(
+            key,
+            Entry {
+                ticks: 0,
+                content: 1,
+            },
+        );
+        assert_eq!(ids.decide(key, 1, false), Decision::Duplicate);
+        assert_eq!(ids.decide(key, 2, false), Decision::Duplicate);
+        assert_eq!(ids.decide(key, 1, true), Decision::Duplicate);
+        assert_eq!(ids.decide(key, 2, true), Decision::Updated);
+    }
+
+    #[test]
+    fn the_state_round_trips_and_prunes_by_time() {
+        let mut ids = WrittenIds::default();
+        let old = datetime!(2026-11-25 09:00 UTC);
+        let new = datetime!(2026-11-25 11:00 UTC);
+        ids.insert(
+            id_key("old"),
+            Entry {
+                ticks: ticks(old),
+                content: 7,
+            },
+        );
+        ids.insert(
+            id_key("Authentication Methods_x y"),
+            Entry {
+                ticks: ticks(new),
+                content: u64::MAX,
+            },
+        );
+        let decoded = WrittenIds::decode(&ids.encode()).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(
+            decoded.decide(id_key("Authentication Methods_x y"), u64::MAX, true),
+            Decision::Duplicate
+        );
+        let mut pruned = decoded;
+        pruned.prune_before(datetime!(2026-11-25 10:00 UTC));
+        assert_eq!(pruned.len(), 1);
+        assert_eq!(pruned.decide(id_key("old"), 7, false), Decision::New);
+    }
+
+    #[test]
+    fn a_bad_or_newer_state_is_an_error_that_says_what_to_do() {
+        let error = WrittenIds::decode(b"{\"version\":1,").unwrap_err();
+        assert!(error.to_string().contains("delete it"), "{error}");
+        let error = WrittenIds::decode(br#"{"version":9,"entries":[]}"#).unwrap_err();
+        assert!(matches!(error, StateError::Version { found: 9 }));
+        let error = WrittenIds::decode(br#"{"version":1,"entries":[["zz",1,"00"]]}"#).unwrap_err();
+        assert!(error.to_string().contains("bad id hash"), "{error}");
+    }
+}

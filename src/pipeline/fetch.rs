@@ -1,0 +1,328 @@
+//! Fetching one slice and writing its new records: the loop that turns Graph pages into blobs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+use super::dedup::{self, Decision, Entry, WrittenIds};
+use super::slices::Slice;
+use crate::config::{Compression, OutputFormat};
+use crate::graph::{FetchStats, GraphClient};
+use crate::job::JobSpec;
+use crate::storage::{BlobName, Storage};
+
+/// What a slice needs from the run.
+pub struct SliceContext {
+    /// Graph.
+    pub graph: GraphClient,
+    /// Storage.
+    pub storage: Storage,
+    /// The job.
+    pub job: JobSpec,
+    /// The job's data container.
+    pub container: String,
+    /// Blob layout.
+    pub format: OutputFormat,
+    /// Blob compression.
+    pub compression: Compression,
+    /// Records per blob at most.
+    pub max_records_per_blob: usize,
+    /// Write changed versions of known ids.
+    pub republish_updates: bool,
+    /// Every record written so far (prior runs inside the replay window, and this run).
+    pub written: Arc<Mutex<WrittenIds>>,
+    /// The checkpoint the run started from, to recognise late arrivals.
+    pub checkpoint_before: Option<OffsetDateTime>,
+    /// Graph request statistics of the run.
+    pub fetch_stats: Arc<FetchStats>,
+    /// Record statistics of the run.
+    pub counts: Arc<Counts>,
+}
+
+/// Record statistics shared by the slices of a run.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Pages received.
+    pub pages: AtomicU64,
+    /// Records received.
+    pub fetched: AtomicU64,
+    /// Records written.
+    pub written: AtomicU64,
+    /// Records skipped as already written.
+    pub skipped: AtomicU64,
+    /// Records written again with changed content.
+    pub updated: AtomicU64,
+    /// Records written whose time was before the starting checkpoint.
+    pub late: AtomicU64,
+    /// The largest lateness behind the starting checkpoint, in milliseconds.
+    pub max_lateness_ms: AtomicU64,
+    /// Blobs written.
+    pub blobs: AtomicU64,
+    /// Bytes uploaded.
+    pub bytes: AtomicU64,
+}
+
+/// Why a slice stopped before writing all its records.
+#[derive(Debug, thiserror::Error)]
+pub enum SliceError {
+    /// Graph failed for good.
+    #[error("fetching {window} failed: {source}")]
+    Graph {
+        /// The slice, for the message.
+        window: String,
+        /// The cause.
+        #[source]
+        source: crate::graph::Error,
+    },
+    /// Storage failed.
+    #[error("writing {window} failed: {source}")]
+    Storage {
+        /// The slice, for the message.
+        window: String,
+        /// The cause.
+        #[source]
+        source: crate::storage::Error,
+    },
+}
+
+impl SliceError {
+    /// True when the same failure would hit every other slice (permissions, licence, bad
+    /// request), so the run should stop starting slices.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SliceError::Graph { source, .. } => !source.is_transient(),
+            SliceError::Storage { .. } => false,
+        }
+    }
+}
+
+/// Records waiting to be written, as one buffer plus record boundaries.
+struct Pending {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    entries: Vec<(u128, Entry, Decision, OffsetDateTime)>,
+}
+
+impl Pending {
+    fn new() -> Pending {
+        Pending {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn records(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let record = &self.bytes[start..end];
+                start = end;
+                record
+            })
+            .collect()
+    }
+}
+
+/// Fetches one slice and writes every record not written before, continuing the blob sequence
+/// of the slice's window so that no earlier blob is overwritten.
+pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), SliceError> {
+    let window = format!(
+        "[{}, {})",
+        crate::timestamp::format(slice.start),
+        crate::timestamp::format(slice.end)
+    );
+    let storage_error = |source| SliceError::Storage {
+        window: window.clone(),
+        source,
+    };
+    let prefix = BlobName::prefix_for_window(slice.start, slice.end);
+    let existing = ctx
+        .storage
+        .list_blobs(&ctx.container, &prefix)
+        .await
+        .map_err(storage_error)?;
+    let mut seq = next_sequence(&prefix, &existing);
+
+    let mut pending = Pending::new();
+    // Ids of this slice already buffered or written, against window restarts.
+    let mut in_slice: HashMap<u128, u64> = HashMap::new();
+    let mut pages = std::pin::pin!(ctx.graph.fetch_window(
+        &ctx.job,
+        slice.start,
+        slice.end,
+        ctx.fetch_stats.clone()
+    ));
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|source| SliceError::Graph {
+            window: window.clone(),
+            source,
+        })?;
+        ctx.counts.pages.fetch_add(1, Ordering::Relaxed);
+        ctx.counts
+            .fetched
+            .fetch_add(page.len() as u64, Ordering::Relaxed);
+        {
+            let written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+            for record in page.records() {
+                let key = dedup::id_key(record.id);
+                let content = dedup::content_key(record.raw);
+                if let Some(&seen) = in_slice.get(&key)
+                    && (seen == content || !ctx.republish_updates)
+                {
+                    ctx.counts.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let decision = written.decide(key, content, ctx.republish_updates);
+                if decision == Decision::Duplicate {
+                    ctx.counts.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                in_slice.insert(key, content);
+                pending.bytes.extend_from_slice(record.raw);
+                pending.ends.push(pending.bytes.len());
+                let entry = Entry {
+                    ticks: dedup::ticks(record.time),
+                    content,
+                };
+                pending.entries.push((key, entry, decision, record.time));
+            }
+        }
+        while pending.len() >= ctx.max_records_per_blob {
+            let rest = split_off(&mut pending, ctx.max_records_per_blob);
+            upload(&ctx, &slice, seq, &pending)
+                .await
+                .map_err(storage_error)?;
+            seq += 1;
+            pending = rest;
+        }
+    }
+    if pending.len() > 0 {
+        upload(&ctx, &slice, seq, &pending)
+            .await
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+fn split_off(pending: &mut Pending, count: usize) -> Pending {
+    let cut = pending.ends[count - 1];
+    let rest_bytes = pending.bytes.split_off(cut);
+    let rest_ends = pending
+        .ends
+        .split_off(count)
+        .into_iter()
+        .map(|end| end - cut)
+        .collect();
+    let rest_entries = pending.entries.split_off(count);
+    Pending {
+        bytes: rest_bytes,
+        ends: rest_ends,
+        entries: rest_entries,
+    }
+}
+
+async fn upload(
+    ctx: &SliceContext,
+    slice: &Slice,
+    seq: u32,
+    pending: &Pending,
+) -> Result<(), crate::storage::Error> {
+    let name = BlobName::new(slice.start, slice.end, seq, ctx.format, ctx.compression);
+    let records = pending.records();
+    let bytes = ctx
+        .storage
+        .upload_records(&ctx.container, &name, &records, ctx.format, ctx.compression)
+        .await?;
+    tracing::debug!(blob.name = %name.as_str(), records = records.len(), blob.bytes = bytes, "blob written");
+    // Only now are the records stored: remember them.
+    let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+    for (key, entry, decision, time) in &pending.entries {
+        written.insert(*key, *entry);
+        match decision {
+            Decision::Updated => ctx.counts.updated.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        if let Some(checkpoint) = ctx.checkpoint_before
+            && *time < checkpoint
+        {
+            ctx.counts.late.fetch_add(1, Ordering::Relaxed);
+            let lateness_ms = (checkpoint - *time).whole_milliseconds().max(0) as u64;
+            ctx.counts
+                .max_lateness_ms
+                .fetch_max(lateness_ms, Ordering::Relaxed);
+        }
+    }
+    ctx.counts
+        .written
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    ctx.counts.blobs.fetch_add(1, Ordering::Relaxed);
+    ctx.counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The first sequence number after every existing blob of a window (`<prefix><seq>.json…`).
+fn next_sequence(prefix: &str, existing: &[String]) -> u32 {
+    existing
+        .iter()
+        .filter_map(|name| name.strip_prefix(prefix))
+        .filter_map(|rest| rest.split('.').next()?.parse::<u32>().ok())
+        .map(|seq| seq + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequence_continues_after_existing_blobs() {
+        let prefix = "y=2026/m=11/d=25/h=10/20261125T100000.0000000Z_20261125T110000.0000000Z_";
+        assert_eq!(next_sequence(prefix, &[]), 0);
+        let existing = vec![
+            format!("{prefix}0.json"),
+            format!("{prefix}3.json.gz"),
+            format!("{prefix}1.json"),
+        ];
+        assert_eq!(next_sequence(prefix, &existing), 4);
+        assert_eq!(next_sequence(prefix, &["other".into()]), 0);
+    }
+
+    #[test]
+    fn pending_records_split_at_record_boundaries() {
+        let mut pending = Pending::new();
+        for record in [
+            &b"{\"id\":\"a\"}"[..],
+            b"{\"id\":\"bb\"}",
+            b"{\"id\":\"ccc\"}",
+        ] {
+            pending.bytes.extend_from_slice(record);
+            pending.ends.push(pending.bytes.len());
+            pending.entries.push((
+                0,
+                Entry {
+                    ticks: 0,
+                    content: 0,
+                },
+                Decision::New,
+                OffsetDateTime::UNIX_EPOCH,
+            ));
+        }
+        let rest = split_off(&mut pending, 2);
+        assert_eq!(
+            pending.records(),
+            vec![&b"{\"id\":\"a\"}"[..], b"{\"id\":\"bb\"}"]
+        );
+        assert_eq!(rest.records(), vec![&b"{\"id\":\"ccc\"}"[..]]);
+        assert_eq!(rest.entries.len(), 1);
+    }
+}

@@ -1,0 +1,120 @@
+//! The run report: what one run did, returned as the invocation's `ReturnValue`, logged as one
+//! line and kept in the job container's metadata.
+
+use serde::{Deserialize, Serialize};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every slice of the range was written and the checkpoint moved to its end.
+    Complete,
+    /// The time budget ran out (or some slices failed); the completed prefix was saved and the
+    /// next run resumes there.
+    Partial,
+    /// Another run of the job held the lock; nothing was done.
+    Skipped,
+    /// Nothing could be saved; the checkpoint is unchanged.
+    Failed,
+}
+
+impl Outcome {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Partial => "partial",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Everything one run did. Times are RFC 3339 with seven fractional digits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// A fresh id per run.
+    pub run_id: String,
+    /// `audit` or `signin`.
+    pub job: String,
+    /// The Functions invocation id, when run by the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation_id: Option<String>,
+    /// How the run ended (`None` only while it runs).
+    pub outcome: Option<Outcome>,
+    /// Why it was skipped, partial or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// True for an explicit `--from/--to` backfill, which never moves the checkpoint.
+    pub backfill: bool,
+    /// Start of the range the run set out to fetch.
+    pub range_start: Option<String>,
+    /// End (exclusive) of that range.
+    pub range_end: Option<String>,
+    /// `last_datetime` when the run started.
+    pub checkpoint_before: Option<String>,
+    /// `last_datetime` when the run ended.
+    pub checkpoint_after: Option<String>,
+    /// Slices in the range.
+    pub slices: u64,
+    /// Slices completed and written.
+    pub slices_completed: u64,
+    /// Slices that failed.
+    pub slices_failed: u64,
+    /// Graph pages received.
+    pub pages: u64,
+    /// Records received from Graph (including ones already written).
+    pub records_fetched: u64,
+    /// Records written to blobs.
+    pub records_written: u64,
+    /// Records skipped because they had been written before.
+    pub records_skipped: u64,
+    /// Records written again because their content changed (`REPUBLISH_UPDATES=true`).
+    pub records_updated: u64,
+    /// Records written that were older than the checkpoint the run started from: late arrivals
+    /// caught by the replay window.
+    pub late_records: u64,
+    /// The largest lateness among them, in seconds behind the starting checkpoint.
+    pub max_lateness_seconds: f64,
+    /// Graph requests sent.
+    pub requests: u64,
+    /// 429 answers.
+    pub throttled: u64,
+    /// Requests retried.
+    pub retries: u64,
+    /// Windows restarted (expired skiptoken) or split (repeated failures).
+    pub window_restarts: u64,
+    /// Windows split in half after repeated failures.
+    pub window_splits: u64,
+    /// Data blobs written.
+    pub blobs_written: u64,
+    /// Bytes uploaded to data blobs.
+    pub bytes_uploaded: u64,
+    /// When the run started.
+    pub started_at: Option<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl RunReport {
+    /// One human line for the invocation's `Logs`.
+    pub fn summary(&self) -> String {
+        let outcome = self.outcome.map(Outcome::as_str).unwrap_or("running");
+        let mut line = format!(
+            "{} run {}: {} written, {} already stored, {} late, {} blobs, checkpoint {} -> {}",
+            self.job,
+            outcome,
+            self.records_written,
+            self.records_skipped,
+            self.late_records,
+            self.blobs_written,
+            self.checkpoint_before.as_deref().unwrap_or("none"),
+            self.checkpoint_after.as_deref().unwrap_or("none"),
+        );
+        if let Some(reason) = &self.reason {
+            line.push_str(": ");
+            line.push_str(reason);
+        }
+        line
+    }
+}
