@@ -252,6 +252,9 @@ param outputCompression string = 'none'
 @description('REPUBLISH_UPDATES: write a later version of a record whose content changed.')
 param republishUpdates bool = false
 
+@description('PARALLEL_SLICES: slices fetched at once, auto (twice the request budget, at most 16) or 1 to 64.')
+param parallelSlices string = 'auto'
+
 @description('LOCK_LEASE: the run lock lease, 15s to 60s; a crashed run\'s lock lapses after it.')
 param lockLease string = '60s'
 
@@ -373,6 +376,7 @@ module functionApp 'modules/function-app.bicep' = {
       OUTPUT_COMPRESSION: outputCompression
       REPUBLISH_UPDATES: republishUpdates ? 'true' : 'false'
       LOCK_LEASE: lockLease
+      PARALLEL_SLICES: parallelSlices
       EXTRA_CA_FILE: extraCaFile
       LOG_FORMAT: logFormat
       // Read by AuditTimer/function.json and SignInTimer/function.json (%AUDIT_SCHEDULE%, %SIGNIN_SCHEDULE%).

@@ -28,6 +28,7 @@
 //! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob |
 //! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
 //! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
+//! | `PARALLEL_SLICES` | `auto` | slices fetched at once: `auto` (twice the request budget, at most 16) or 1 to 64 |
 //! | `LOCK_LEASE` | `60s` | run lock lease, 15 s to 60 s; a crashed run's lease lapses after it |
 //! | `EXTRA_CA_FILE` | none | PEM certificates to trust in addition to the system roots |
 //! | `LOG_FORMAT` | `auto` | `json` when not on a terminal, `pretty` on a terminal |
@@ -289,6 +290,8 @@ pub struct RunConfig {
     pub republish_updates: bool,
     /// The run lock's lease (15 to 60 s), renewed while the run goes.
     pub lock_lease: Duration,
+    /// Slices fetched at once; `None` is automatic (twice the request budget, at most 16).
+    pub parallel_slices: Option<u32>,
 }
 
 /// Log output.
@@ -428,6 +431,10 @@ impl Config {
                 Duration::from_secs(15),
                 Some(Duration::from_secs(60)),
             ),
+            parallel_slices: match p.get("PARALLEL_SLICES").map(str::to_owned).as_deref() {
+                None | Some("auto") => None,
+                Some(_) => Some(p.number("PARALLEL_SLICES", 1, 1, 64)),
+            },
         };
         let jobs: Vec<JobSpecConfig> = JobKind::ALL
             .into_iter()
@@ -566,6 +573,13 @@ impl Config {
             (
                 "REPUBLISH_UPDATES".into(),
                 self.run.republish_updates.to_string(),
+            ),
+            ("LOCK_LEASE".into(), secs(self.run.lock_lease)),
+            (
+                "PARALLEL_SLICES".into(),
+                self.run
+                    .parallel_slices
+                    .map_or_else(|| "auto".into(), |n| n.to_string()),
             ),
             (
                 "EXTRA_CA_FILE".into(),
@@ -1091,6 +1105,8 @@ mod tests {
             ("OUTPUT_COMPRESSION", "zstd"),
             ("REPUBLISH_UPDATES", "maybe"),
             ("LOCK_LEASE", "5m"),
+            ("PARALLEL_SLICES", "0"),
+            ("PARALLEL_SLICES", "many"),
             ("EXTRA_CA_FILE", "/nonexistent/ca.pem"),
             ("LOG_FORMAT", "xml"),
         ];

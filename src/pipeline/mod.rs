@@ -411,10 +411,14 @@ async fn fetch_slices(
     outcome
 }
 
-/// How many slices to fetch at once: enough to keep the tenant's request budget busy while
-/// pages are slow (latency up to about ten request intervals), capped to bound memory.
+/// How many slices to fetch at once: `PARALLEL_SLICES`, or enough to keep the tenant's request
+/// budget busy while pages are slow (latency up to about ten request intervals), capped to bound
+/// memory.
 fn parallel_slices(config: &Config) -> usize {
-    (config.graph.max_requests_per_10s as usize * 2).clamp(2, 16)
+    match config.run.parallel_slices {
+        Some(n) => n as usize,
+        None => (config.graph.max_requests_per_10s as usize * 2).clamp(2, 16),
+    }
 }
 
 fn copy_counts(
