@@ -10,4 +10,5 @@ cd "$repo"
 trap '"$repo/scripts/azurite.sh" stop' EXIT
 
 export AZURITE_BLOB_URL="${AZURITE_BLOB_URL:-http://127.0.0.1:${AZURITE_BLOB_PORT:-10000}/devstoreaccount1}"
+export AZURITE_OAUTH_URL="${AZURITE_OAUTH_URL:-https://127.0.0.1:${AZURITE_OAUTH_PORT:-10010}/devstoreaccount1}"
 cargo test --workspace --all-targets "$@"

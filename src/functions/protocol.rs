@@ -138,7 +138,11 @@ mod tests {
         ));
         assert!(matches!(
             parse_invocation(b"[1,2]"),
-            Err(PayloadError::Json(_))
+            Err(PayloadError::NotAnObject)
+        ));
+        assert!(matches!(
+            parse_invocation(b"[]"),
+            Err(PayloadError::NotAnObject)
         ));
         let wrong = br#"{"Data":{"timer":{"IsPastDue":"yes"}}}"#;
         let error = parse_invocation(wrong).unwrap_err();
