@@ -7,7 +7,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-cargo build --quiet --bin entra-export --bin demo
+cargo build --quiet --bin entra-export && cargo build --quiet -p testbed --bin demo
 "$repo/scripts/azurite.sh" start
 trap '"$repo/scripts/azurite.sh" stop' EXIT
 export AZURITE_BLOB_URL="${AZURITE_BLOB_URL:-http://127.0.0.1:${AZURITE_BLOB_PORT:-10000}/devstoreaccount1}"

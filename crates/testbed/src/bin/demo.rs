@@ -17,7 +17,13 @@ use time::OffsetDateTime;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let short = std::env::args().any(|a| a == "--short");
+    let args: Vec<String> = std::env::args().collect();
+    let short = args.iter().any(|a| a == "--short");
+    let save_blobs = args
+        .iter()
+        .position(|a| a == "--save-blobs")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
     let (days, ticks) = if short { (1, 2) } else { (3, 4) };
     let sim = SimConfig {
         seed: 2026,
@@ -45,7 +51,9 @@ async fn main() -> anyhow::Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    println!("== starting the Graph simulator ({days} days of history, late arrivals up to 20 s)");
+    println!(
+        "== starting the Graph simulator ({days} day(s) of history, live records, late arrivals up to 20 s)"
+    );
     let stack = Stack::start(StackOptions { sim, env })
         .await?
         .context("Azurite is not running: use scripts/demo.sh")?;
@@ -135,6 +143,23 @@ async fn main() -> anyhow::Result<()> {
             unexpected.len()
         );
         all_good &= missing.is_empty() && duplicates.is_empty() && unexpected.is_empty();
+        let names = storage.list_blobs(&container, "").await?;
+        for name in names.iter().take(2).chain(names.last()) {
+            println!("      blob {name}");
+        }
+        if let Some(dir) = &save_blobs {
+            let folder = dir.join(kind.spec_template().default_container);
+            for name in &names {
+                let path = folder.join(name);
+                std::fs::create_dir_all(path.parent().context("blob path has a parent")?)?;
+                std::fs::write(&path, storage.download(&container, name).await?)?;
+            }
+            println!(
+                "      saved {} blobs under {}",
+                names.len(),
+                folder.display()
+            );
+        }
     }
     println!("   late records caught by the replay window: {late_caught}");
     let counters = stack.sim.counters();
