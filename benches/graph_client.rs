@@ -6,7 +6,9 @@
 //!    and the resident memory while paging (it must not grow with the page count).
 //!
 //! A plain `harness = false` binary: no benchmark framework, numbers printed as text.
-//! `BENCH_QUICK=1` shortens both parts (used as a smoke test).
+//! `BENCH_QUICK=1` shortens both parts (used as a smoke test). `BENCH_JSON=<file>` also writes
+//! the figures there as one JSON object (read by `target/release/bench`, see
+//! `docs/BENCHMARKS.md`). Parsing runs in several rounds and reports the median round.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -22,8 +24,13 @@ use futures::StreamExt;
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    parse_pages(if quick { 20 } else { 200 });
-    stream_from_simulator(if quick { 20_000 } else { 200_000 });
+    let parse = parse_pages(if quick { 20 } else { 200 }, if quick { 3 } else { 7 });
+    let stream = stream_from_simulator(if quick { 20_000 } else { 200_000 });
+    if let Some(path) = std::env::var_os("BENCH_JSON") {
+        let json = serde_json::json!({ "parse_page": parse, "stream": stream, "quick": quick });
+        std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap())
+            .expect("BENCH_JSON is writable");
+    }
 }
 
 /// A 1000-record page built from the documented sign-in example, with distinct ids and times.
@@ -52,34 +59,50 @@ fn thousand_record_page() -> Bytes {
     Bytes::from(body)
 }
 
-fn parse_pages(iterations: usize) {
+fn parse_pages(iterations: usize, rounds: usize) -> serde_json::Value {
     let page = thousand_record_page();
     let job = JobKind::SignIn.spec_template();
     // Warm up.
     for _ in 0..5 {
         black_box(parse_page(page.clone(), job, 0).unwrap());
     }
-    let started = Instant::now();
-    let mut records = 0usize;
-    for index in 0..iterations {
-        let parsed = parse_page(page.clone(), job, index).unwrap();
-        records += parsed
-            .page
-            .records()
-            .map(|r| black_box(r.raw.len()).min(1))
-            .sum::<usize>();
+    let mut round_rates = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let mut records = 0usize;
+        for index in 0..iterations {
+            let parsed = parse_page(page.clone(), job, index).unwrap();
+            records += parsed
+                .page
+                .records()
+                .map(|r| black_box(r.raw.len()).min(1))
+                .sum::<usize>();
+        }
+        round_rates.push(records as f64 / started.elapsed().as_secs_f64());
     }
-    let elapsed = started.elapsed();
-    let per_page = elapsed / iterations as u32;
+    round_rates.sort_by(f64::total_cmp);
+    let median = round_rates[round_rates.len() / 2];
+    let per_page_us = 1000.0 / median * 1e6;
+    let mib_per_s = median / 1000.0 * page.len() as f64 / (1024.0 * 1024.0);
     println!(
-        "parse_page: {iterations} pages x 1000 records ({} KiB each): {per_page:?} per page, {:.0} records/s, {:.0} MiB/s",
+        "parse_page: {rounds} rounds of {iterations} pages x 1000 records ({} KiB each), median round: {per_page_us:.0} us per page, {median:.0} records/s, {mib_per_s:.0} MiB/s (rounds: {:.0} .. {:.0} records/s)",
         page.len() / 1024,
-        records as f64 / elapsed.as_secs_f64(),
-        (page.len() * iterations) as f64 / elapsed.as_secs_f64() / (1024.0 * 1024.0),
+        round_rates[0],
+        round_rates[round_rates.len() - 1],
     );
+    serde_json::json!({
+        "page_bytes": page.len(),
+        "pages_per_round": iterations,
+        "rounds": rounds,
+        "records_per_s_median": median,
+        "records_per_s_min": round_rates[0],
+        "records_per_s_max": round_rates[round_rates.len() - 1],
+        "us_per_page": per_page_us,
+        "mib_per_s": mib_per_s,
+    })
 }
 
-fn stream_from_simulator(records_wanted: u32) {
+fn stream_from_simulator(records_wanted: u32) -> serde_json::Value {
     let sim_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -121,13 +144,14 @@ fn stream_from_simulator(records_wanted: u32) {
         .enable_all()
         .build()
         .unwrap();
-    client_runtime.block_on(async {
+    let result = client_runtime.block_on(async {
         let http = entra_export::http::build_client(config.extra_ca_file.as_deref()).unwrap();
         let credential = build_credential(&config, http.clone()).unwrap();
         let tokens = Arc::new(TokenCache::new(credential, config.graph.scope.clone()));
         let limiter = Arc::new(Limiter::with_period(1_000_000, Duration::from_secs(1)));
         let graph = GraphClient::new(&config.graph, tokens, http, limiter);
         let job = JobKind::SignIn.spec_template();
+        let mut result = serde_json::Value::Null;
         for round in ["warm-up", "measured"] {
             let stats = Arc::new(FetchStats::default());
             let mut pages = std::pin::pin!(graph.fetch_window(job, start, end, stats));
@@ -150,10 +174,20 @@ fn stream_from_simulator(records_wanted: u32) {
                     bytes / (1024 * 1024),
                     records as f64 / elapsed.as_secs_f64(),
                 );
+                result = serde_json::json!({
+                    "records": records,
+                    "pages": count,
+                    "bytes": bytes,
+                    "seconds": elapsed.as_secs_f64(),
+                    "records_per_s": records as f64 / elapsed.as_secs_f64(),
+                    "rss_kib_every_10_pages": rss,
+                });
             }
         }
+        result
     });
     drop(sim);
+    result
 }
 
 fn resident_kib() -> u64 {

@@ -40,9 +40,19 @@ pub fn parse(value: &str) -> Result<OffsetDateTime, TimestampError> {
 /// Formats an instant as UTC RFC 3339 with exactly seven fractional digits
 /// (`2019-05-21T19:15:41.6195833Z`). Precision below 100 ns is truncated.
 pub fn format(instant: OffsetDateTime) -> String {
+    with_separators(instant, "-", ":")
+}
+
+/// Formats an instant in the basic ISO 8601 form with seven fractional digits
+/// (`20190521T191541.6195833Z`): no colons, so it fits blob names and sorts as text.
+pub fn format_compact(instant: OffsetDateTime) -> String {
+    with_separators(instant, "", "")
+}
+
+fn with_separators(instant: OffsetDateTime, date: &str, time: &str) -> String {
     let t = instant.to_offset(UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        "{:04}{date}{:02}{date}{:02}T{:02}{time}{:02}{time}{:02}.{:07}Z",
         t.year(),
         u8::from(t.month()),
         t.day(),
@@ -143,6 +153,14 @@ mod tests {
         assert_eq!(
             format(datetime!(2024-01-01 02:00 +02:00)),
             "2024-01-01T00:00:00.0000000Z"
+        );
+    }
+
+    #[test]
+    fn the_compact_form_has_no_separators() {
+        assert_eq!(
+            format_compact(datetime!(2019-05-21 19:15:41.6195833 UTC)),
+            "20190521T191541.6195833Z"
         );
     }
 

@@ -34,7 +34,7 @@ use crate::timestamp;
 use dedup::WrittenIds;
 use fetch::{Counts, SliceContext};
 use report::{Outcome, RunReport};
-use slices::{Slice, span};
+use slices::{Horizon, Slice, span};
 
 /// How far inside Entra's retention a first run or a backfill may start, so that Graph does not
 /// refuse the filter as too old.
@@ -208,7 +208,13 @@ async fn run_with_lock(
         counts: counts.clone(),
     });
 
-    let outcome = fetch_slices(config, &slices, slice_context, lock, options, &counts).await;
+    let horizon = Horizon {
+        checkpoint_before,
+        range_start,
+        replay_window: config.run.replay_window,
+        backfill: options.backfill.is_some(),
+    };
+    let outcome = fetch_slices(config, &slices, slice_context, &horizon, lock, options).await;
     copy_counts(report, &counts, &fetch_stats, &outcome);
     if lock.lost().is_cancelled() {
         return Err(
@@ -216,18 +222,12 @@ async fn run_with_lock(
         );
     }
 
-    // What the completed slices allow.
+    // What the completed slices allow; keep every id a later run may fetch again.
     let prefix_end = slices::completed_prefix_end(&slices, &outcome.completed);
-    let checkpoint_after = match (options.backfill, prefix_end) {
-        (Some(_), _) => checkpoint_before,
-        (None, Some(end)) => Some(checkpoint_before.map_or(end, |c| c.max(end))),
-        (None, None) => checkpoint_before,
-    };
-    // Keep every id that a later run may fetch again: everything from the next replay start on.
-    let horizon = checkpoint_after.unwrap_or(range_start) - span(config.run.replay_window);
+    let checkpoint_after = horizon.checkpoint_after(prefix_end);
     let state_body = {
         let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
-        written.prune_before(horizon);
+        written.prune_before(horizon.keep_from(prefix_end));
         written.encode()
     };
     storage
@@ -331,9 +331,9 @@ async fn fetch_slices(
     config: &Config,
     slices: &[Slice],
     context: Arc<SliceContext>,
+    horizon: &Horizon,
     lock: &RunLock,
     options: &RunOptions,
-    counts: &Counts,
 ) -> SlicesOutcome {
     let started = Instant::now();
     let budget = config.run.run_time_budget;
@@ -351,6 +351,7 @@ async fn fetch_slices(
     let mut in_flight = tokio::task::JoinSet::new();
     let mut stop_starting = false;
     let mut done = 0u64;
+    let mut pruned_to = None;
     loop {
         while !stop_starting && next < slices.len() && in_flight.len() < parallel {
             if started.elapsed() >= budget {
@@ -375,7 +376,17 @@ async fn fetch_slices(
             Some(joined) = in_flight.join_next() => {
                 done += 1;
                 match joined {
-                    Ok((index, Ok(()))) => outcome.completed[index] = true,
+                    Ok((index, Ok(()))) => {
+                        outcome.completed[index] = true;
+                        // Forget ids no slice of this run or the next run's replay will see,
+                        // so that memory stays bounded by the replay window, not the backlog.
+                        let prefix_end = slices::completed_prefix_end(slices, &outcome.completed);
+                        if prefix_end > pruned_to {
+                            pruned_to = prefix_end;
+                            let mut written = context.written.lock().unwrap_or_else(|e| e.into_inner());
+                            written.prune_before(horizon.keep_from(prefix_end));
+                        }
+                    }
                     Ok((_, Err(error))) => {
                         outcome.failed += 1;
                         tracing::error!(error = %error, "slice failed");
@@ -391,7 +402,7 @@ async fn fetch_slices(
                     }
                 }
                 if let Some(progress) = &options.progress {
-                    progress.advanced(done, counts.fetched.load(Ordering::Relaxed));
+                    progress.advanced(done, context.counts.fetched.load(Ordering::Relaxed));
                 }
             }
             _ = lost.cancelled() => {

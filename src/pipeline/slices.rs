@@ -46,6 +46,46 @@ pub fn completed_prefix_end(slices: &[Slice], completed: &[bool]) -> Option<Offs
         .map(|(slice, _)| slice.end)
 }
 
+/// What a run may do with its checkpoint and which written ids it must keep, given the end of
+/// the contiguous prefix of completed slices.
+#[derive(Debug, Clone, Copy)]
+pub struct Horizon {
+    /// `last_datetime` when the run started.
+    pub checkpoint_before: Option<OffsetDateTime>,
+    /// Start of the run's range.
+    pub range_start: OffsetDateTime,
+    /// `REPLAY_WINDOW`.
+    pub replay_window: Duration,
+    /// An explicit backfill never moves the checkpoint.
+    pub backfill: bool,
+}
+
+impl Horizon {
+    /// The checkpoint after the slices before `prefix_end` are written: never backwards, never
+    /// moved by a backfill.
+    pub fn checkpoint_after(&self, prefix_end: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+        match (self.backfill, prefix_end, self.checkpoint_before) {
+            (true, _, before) | (false, None, before) => before,
+            (false, Some(end), None) => Some(end),
+            (false, Some(end), Some(before)) => Some(end.max(before)),
+        }
+    }
+
+    /// The oldest record time still worth remembering: the next run's replay start, and, while
+    /// slices are in flight, nothing after the completed prefix (those slices may still see the
+    /// records again).
+    pub fn keep_from(&self, prefix_end: Option<OffsetDateTime>) -> OffsetDateTime {
+        let next_replay_start = self
+            .checkpoint_after(prefix_end)
+            .unwrap_or(self.range_start)
+            - span(self.replay_window);
+        match prefix_end {
+            Some(end) => next_replay_start.min(end),
+            None => next_replay_start.min(self.range_start),
+        }
+    }
+}
+
 /// Converts a `std::time::Duration` for arithmetic with `OffsetDateTime`.
 pub fn span(duration: Duration) -> time::Duration {
     time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
@@ -111,6 +151,51 @@ mod tests {
         assert_eq!(
             completed_prefix_end(&slices, &[true; 4]),
             Some(datetime!(2026-11-25 14:00 UTC))
+        );
+    }
+
+    fn horizon(backfill: bool, before: Option<OffsetDateTime>) -> Horizon {
+        Horizon {
+            checkpoint_before: before,
+            range_start: datetime!(2026-11-25 09:00 UTC),
+            replay_window: HOUR,
+            backfill,
+        }
+    }
+
+    #[test]
+    fn the_checkpoint_moves_forward_only_and_never_in_a_backfill() {
+        let before = Some(datetime!(2026-11-25 10:00 UTC));
+        let early = Some(datetime!(2026-11-25 09:30 UTC));
+        let late = Some(datetime!(2026-11-25 12:00 UTC));
+        assert_eq!(horizon(false, before).checkpoint_after(late), late);
+        assert_eq!(horizon(false, before).checkpoint_after(early), before);
+        assert_eq!(horizon(false, before).checkpoint_after(None), before);
+        assert_eq!(horizon(false, None).checkpoint_after(early), early);
+        assert_eq!(horizon(true, before).checkpoint_after(late), before);
+        assert_eq!(horizon(true, None).checkpoint_after(late), None);
+    }
+
+    #[test]
+    fn ids_are_kept_from_the_next_replay_start_and_the_open_slices() {
+        let before = Some(datetime!(2026-11-25 10:00 UTC));
+        let prefix = Some(datetime!(2026-11-25 12:00 UTC));
+        assert_eq!(
+            horizon(false, before).keep_from(prefix),
+            datetime!(2026-11-25 11:00 UTC)
+        );
+        assert_eq!(
+            horizon(false, before).keep_from(None),
+            datetime!(2026-11-25 09:00 UTC)
+        );
+        // A backfill keeps what the next regular run replays, and all of its open slices.
+        assert_eq!(
+            horizon(true, before).keep_from(prefix),
+            datetime!(2026-11-25 09:00 UTC)
+        );
+        assert_eq!(
+            horizon(true, before).keep_from(Some(datetime!(2026-11-25 08:30 UTC))),
+            datetime!(2026-11-25 08:30 UTC)
         );
     }
 

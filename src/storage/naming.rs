@@ -85,17 +85,7 @@ impl AsRef<str> for BlobName {
 
 /// `20240113T140000.0000000Z`: UTC, basic ISO 8601 form, seven fractional digits.
 pub fn compact_timestamp(instant: OffsetDateTime) -> String {
-    let t = instant.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:07}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 100
-    )
+    crate::timestamp::format_compact(instant)
 }
 
 #[cfg(test)]

@@ -16,6 +16,48 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A throttle budget the scenario never reaches: the test is about something else.
+const AMPLE: Option<Throttle> = Some(Throttle {
+    requests: 100,
+    per: Duration::from_secs(10),
+});
+
+/// The stand-ins and one `serve` process; `None` when Azurite is unreachable outside CI.
+async fn scenario(sim: SimConfig, env: Vec<(String, String)>) -> Option<(Stack, Serve)> {
+    let stack = Stack::start(StackOptions { sim, env }).await.unwrap()?;
+    let serve = Serve::spawn(&stack.env()).await.unwrap();
+    Some((stack, serve))
+}
+
+/// Runs both jobs at once, as two timers firing together, and asserts both complete.
+async fn both_complete(serve: &Serve) -> (HostReply, HostReply) {
+    let (audit, signin) = tokio::join!(tick(serve, JobKind::Audit), tick(serve, JobKind::SignIn));
+    for reply in [&audit, &signin] {
+        assert_eq!(
+            reply.outcome(),
+            "complete",
+            "{}\n{}",
+            String::from_utf8_lossy(&reply.body),
+            serve.logs()
+        );
+    }
+    (audit, signin)
+}
+
+/// Asserts exactly-once delivery for both jobs over the `lookback` before their checkpoints.
+async fn assert_both_exactly_once(
+    stack: &Stack,
+    lookback: time::Duration,
+    visible_by: OffsetDateTime,
+) {
+    for kind in JobKind::ALL {
+        let end = checkpoint(stack, kind)
+            .await
+            .expect("the checkpoint was written");
+        assert_exactly_once(stack, kind, end - lookback, end, visible_by).await;
+    }
+}
+
 fn resource(kind: JobKind) -> Resource {
     match kind {
         JobKind::Audit => Resource::DirectoryAudits,
@@ -103,16 +145,12 @@ async fn a_first_run_backfills_several_days_exactly_once() {
         ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
     ]);
     let sim = SimConfig {
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         ..sim
     };
-    let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+    let Some((stack, serve)) = scenario(sim, env).await else {
         return;
     };
-    let serve = Serve::spawn(&stack.env()).await.unwrap();
     let started = OffsetDateTime::now_utc();
     for kind in JobKind::ALL {
         let reply = tick(&serve, kind).await;
@@ -149,10 +187,7 @@ async fn repeated_runs_with_late_arrivals_lose_nothing_and_duplicate_nothing() {
             min: Duration::ZERO,
             max: Duration::from_secs(12),
         },
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         ..SimConfig::default()
     };
     let env = env(&[
@@ -161,10 +196,9 @@ async fn repeated_runs_with_late_arrivals_lose_nothing_and_duplicate_nothing() {
         ("REPLAY_WINDOW", "30s"),
         ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
     ]);
-    let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+    let Some((stack, serve)) = scenario(sim, env).await else {
         return;
     };
-    let serve = Serve::spawn(&stack.env()).await.unwrap();
     let first_start = OffsetDateTime::now_utc() - time::Duration::hours(2);
     let mut late = 0;
     let mut last_started = OffsetDateTime::now_utc();
@@ -204,10 +238,7 @@ async fn injected_faults_are_survived_with_the_full_result() {
         history: Duration::from_secs(4 * 3600),
         audit_per_hour: 300,
         signin_per_hour: 900,
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         faults,
         ..SimConfig::default()
     };
@@ -217,21 +248,11 @@ async fn injected_faults_are_survived_with_the_full_result() {
         ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
         ("GRAPH_PAGE_SIZE", "200"),
     ]);
-    let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+    let Some((stack, serve)) = scenario(sim, env).await else {
         return;
     };
-    let serve = Serve::spawn(&stack.env()).await.unwrap();
     let started = OffsetDateTime::now_utc();
-    let (audit, signin) = tokio::join!(tick(&serve, JobKind::Audit), tick(&serve, JobKind::SignIn));
-    for reply in [&audit, &signin] {
-        assert_eq!(
-            reply.outcome(),
-            "complete",
-            "{}\n{}",
-            String::from_utf8_lossy(&reply.body),
-            serve.logs()
-        );
-    }
+    let (audit, signin) = both_complete(&serve).await;
     let report = |r: &HostReply, field: &str| r.report().unwrap()[field].as_u64().unwrap();
     assert!(
         report(&audit, "retries") + report(&signin, "retries") >= 8,
@@ -241,10 +262,7 @@ async fn injected_faults_are_survived_with_the_full_result() {
     );
     assert!(report(&audit, "window_restarts") + report(&signin, "window_restarts") >= 1);
     assert!(stack.sim.counters().faults_injected >= 13);
-    for kind in JobKind::ALL {
-        let end = checkpoint(&stack, kind).await.unwrap();
-        assert_exactly_once(&stack, kind, end - time::Duration::hours(4), end, started).await;
-    }
+    assert_both_exactly_once(&stack, time::Duration::hours(4), started).await;
 }
 
 #[tokio::test]
@@ -268,21 +286,11 @@ async fn throttling_by_graph_is_honoured_and_survived() {
         ("GRAPH_MAX_REQUESTS_PER_10S", "40"),
         ("GRAPH_PAGE_SIZE", "500"),
     ]);
-    let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+    let Some((stack, serve)) = scenario(sim, env).await else {
         return;
     };
-    let serve = Serve::spawn(&stack.env()).await.unwrap();
     let started = OffsetDateTime::now_utc();
-    let (audit, signin) = tokio::join!(tick(&serve, JobKind::Audit), tick(&serve, JobKind::SignIn));
-    for reply in [&audit, &signin] {
-        assert_eq!(
-            reply.outcome(),
-            "complete",
-            "{}\n{}",
-            String::from_utf8_lossy(&reply.body),
-            serve.logs()
-        );
-    }
+    let (audit, signin) = both_complete(&serve).await;
     let counters = stack.sim.counters();
     assert!(
         counters.throttled > 0,
@@ -298,10 +306,7 @@ async fn throttling_by_graph_is_honoured_and_survived() {
     // Retry-After period and are counted there; that no request *starts* inside it is shown by
     // the Graph client's tests. Here the bound is the slices in flight.
     assert!(counters.retry_after_ignored <= 16, "{counters:?}");
-    for kind in JobKind::ALL {
-        let end = checkpoint(&stack, kind).await.unwrap();
-        assert_exactly_once(&stack, kind, end - time::Duration::hours(4), end, started).await;
-    }
+    assert_both_exactly_once(&stack, time::Duration::hours(4), started).await;
 }
 
 #[tokio::test]
@@ -311,10 +316,7 @@ async fn a_run_cut_by_the_time_budget_resumes_where_it_stopped() {
         history: Duration::from_secs(30 * 3600),
         audit_per_hour: 20,
         page_latency: Duration::from_millis(1000),
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         ..SimConfig::default()
     };
     let env = env(&[
@@ -324,10 +326,9 @@ async fn a_run_cut_by_the_time_budget_resumes_where_it_stopped() {
         ("RUN_TIME_BUDGET", "1s"),
         ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
     ]);
-    let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+    let Some((stack, serve)) = scenario(sim, env).await else {
         return;
     };
-    let serve = Serve::spawn(&stack.env()).await.unwrap();
     let first = tick(&serve, JobKind::Audit).await;
     let report = first.report().unwrap();
     assert_eq!(report["outcome"], "partial", "{report}");
@@ -366,10 +367,7 @@ async fn a_process_killed_mid_run_loses_nothing() {
         history: Duration::from_secs(12 * 3600),
         audit_per_hour: 200,
         page_latency: Duration::from_millis(150),
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         ..SimConfig::default()
     };
     let env = env(&[
@@ -427,10 +425,7 @@ async fn a_manual_and_a_scheduled_run_of_one_job_at_once_one_skips() {
         seed: 6,
         history: Duration::from_secs(3 * 3600),
         page_latency: Duration::from_millis(1200),
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         ..SimConfig::default()
     };
     let env = env(&[
@@ -475,10 +470,7 @@ async fn a_sign_in_job_failing_on_403_does_not_stop_the_audit_job() {
             probability: 1.0,
             min_window: None,
         }],
-        throttle: Some(Throttle {
-            requests: 100,
-            per: Duration::from_secs(10),
-        }),
+        throttle: AMPLE,
         ..SimConfig::default()
     };
     let env = env(&[
@@ -486,10 +478,9 @@ async fn a_sign_in_job_failing_on_403_does_not_stop_the_audit_job() {
         ("QUERY_LAG", "0s"),
         ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
     ]);
-    let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+    let Some((stack, serve)) = scenario(sim, env).await else {
         return;
     };
-    let serve = Serve::spawn(&stack.env()).await.unwrap();
     let (audit, signin) = tokio::join!(tick(&serve, JobKind::Audit), tick(&serve, JobKind::SignIn));
     assert_eq!(audit.status, 200);
     assert_eq!(audit.outcome(), "complete");
@@ -523,10 +514,7 @@ async fn republished_records_are_skipped_unless_updates_are_wanted() {
                 max: Duration::from_secs(4),
             },
             lateness: Lateness::Fixed(Duration::ZERO),
-            throttle: Some(Throttle {
-                requests: 100,
-                per: Duration::from_secs(10),
-            }),
+            throttle: AMPLE,
             ..SimConfig::default()
         };
         let updates = republish_updates.to_string();
@@ -537,10 +525,9 @@ async fn republished_records_are_skipped_unless_updates_are_wanted() {
             ("REPUBLISH_UPDATES", updates.as_str()),
             ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
         ]);
-        let Some(stack) = Stack::start(StackOptions { sim, env }).await.unwrap() else {
+        let Some((stack, serve)) = scenario(sim, env).await else {
             return;
         };
-        let serve = Serve::spawn(&stack.env()).await.unwrap();
         let mut updated = 0;
         let mut skipped = 0;
         for _ in 0..5 {

@@ -1,0 +1,296 @@
+//! The benchmark harness: `scripts/bench.sh` builds the release binaries, starts Azurite and runs
+//! this; it writes `results.md`, `results.json` and `throughput.svg` (default `docs/bench/`).
+//!
+//! ```text
+//! bench [--quick] [--out DIR] [--only throttle,resources,startup,client]
+//!       [--client-results FILE] [--repeats N] [--budget N]
+//! ```
+//!
+//! Scenarios (method and reading in `docs/BENCHMARKS.md`):
+//! 1. `throttle`: a throttle-bound sign-in backfill at page latencies of 0.25 to 8 request
+//!    intervals, the service against the serial strategy (`PARALLEL_SLICES=1`);
+//! 2. `resources`: CPU seconds and peak RSS of the service process for 10k, 100k and 1M
+//!    sign-ins, per output format and compression;
+//! 3. `startup`: process start to the first answered `GET /`, and the binary's size;
+//! 4. `client`: the figures of `cargo bench --bench graph_client` (`BENCH_JSON=FILE`), read
+//!    from `--client-results`.
+//!
+//! Use a release build of `entra-export` (`ENTRA_EXPORT_BIN=target/release/entra-export`, or
+//! this binary's own directory when built with `--release`).
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bench::report::{Machine, Results};
+use bench::resources::Output;
+use bench::throttle::{Params, Strategy};
+use bench::{procfs, report, resources, startup, throttle};
+use testbed::{Stack, StackOptions};
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    only: Vec<String>,
+    client_results: Option<PathBuf>,
+    repeats: Option<usize>,
+    budget: u32,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        quick: false,
+        out: PathBuf::from("docs/bench"),
+        only: ["throttle", "resources", "startup", "client"]
+            .map(str::to_owned)
+            .to_vec(),
+        client_results: None,
+        repeats: None,
+        budget: 50,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        let mut value = |name: &str| {
+            iter.next()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--out" => args.out = PathBuf::from(value("--out")?),
+            "--only" => {
+                args.only = value("--only")?
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .collect()
+            }
+            "--client-results" => args.client_results = Some(PathBuf::from(value("--client-results")?)),
+            "--repeats" => args.repeats = Some(value("--repeats")?.parse()?),
+            "--budget" => args.budget = value("--budget")?.parse()?,
+            "-h" | "--help" => {
+                println!(
+                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    for name in &args.only {
+        if !["throttle", "resources", "startup", "client"].contains(&name.as_str()) {
+            bail!("--only: unknown scenario `{name}`");
+        }
+    }
+    if args.budget < 5 || args.budget % 5 != 0 {
+        bail!("--budget must be a multiple of 5 (Graph's budget is 5 per 10 s)");
+    }
+    Ok(args)
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine(started_at: String, load_at_start: f64) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let memory_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0.0);
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory_gib: memory_kib / (1024.0 * 1024.0),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+        rustc: command_output("rustc", &["-V"]),
+        commit: command_output("git", &["describe", "--always", "--dirty"]),
+        load_at_start,
+        load_at_end: f64::NAN,
+        started_at,
+        seconds: 0.0,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let wants = |name: &str| args.only.iter().any(|o| o == name);
+    let began = Instant::now();
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut machine = machine(started_at, procfs::load_average());
+    let binary = testbed::host::binary()?;
+    if !binary.to_string_lossy().contains("release") {
+        eprintln!(
+            "warning: measuring {} which does not look like a release build; set ENTRA_EXPORT_BIN=target/release/entra-export",
+            binary.display()
+        );
+    }
+    let repo = std::env::current_dir()?;
+    let azurite = procfs::azurite_pid(&repo);
+    if azurite.is_none() {
+        eprintln!(
+            "note: Azurite's pid file was not found under .azurite/: its CPU is not reported"
+        );
+    }
+    eprintln!(
+        "bench: {} mode, measuring {}; load average {:.2}",
+        if args.quick { "quick" } else { "full" },
+        binary.display(),
+        machine.load_at_start
+    );
+
+    let mut results = Results {
+        machine: machine.clone(),
+        quick: args.quick,
+        command: format!(
+            "scripts/bench.sh{}",
+            if args.quick { " --quick" } else { "" }
+        ),
+        throttle: None,
+        resources: None,
+        startup: None,
+        client: None,
+    };
+
+    if wants("throttle") {
+        let params = if args.quick {
+            Params {
+                budget: args.budget,
+                latencies: vec![1.0, 4.0],
+                strategies: vec![Strategy::Parallel(10), Strategy::Serial],
+                long_minutes: 26,
+                short_minutes: 8,
+                repeats: args.repeats.unwrap_or(1),
+            }
+        } else {
+            Params {
+                budget: args.budget,
+                latencies: vec![0.25, 1.0, 2.0, 4.0, 8.0],
+                strategies: vec![Strategy::Parallel(10), Strategy::Auto, Strategy::Serial],
+                long_minutes: 46,
+                short_minutes: 8,
+                repeats: args.repeats.unwrap_or(2),
+            }
+        };
+        eprintln!("== 1. throttle-bound backfill");
+        let runs = throttle::run(&params, azurite).await?;
+        results.throttle = Some((params, runs));
+    }
+    if wants("resources") {
+        eprintln!("== 2. CPU and memory");
+        let (sizes, outputs, repeats, big) = if args.quick {
+            (
+                vec![10_000, 100_000],
+                vec![
+                    Output {
+                        format: "graph-page",
+                        compression: "none",
+                    },
+                    Output {
+                        format: "ndjson",
+                        compression: "gzip",
+                    },
+                ],
+                args.repeats.unwrap_or(1),
+                1,
+            )
+        } else {
+            (
+                vec![10_000, 100_000, 1_000_000],
+                vec![
+                    Output {
+                        format: "graph-page",
+                        compression: "none",
+                    },
+                    Output {
+                        format: "ndjson",
+                        compression: "none",
+                    },
+                    Output {
+                        format: "graph-page",
+                        compression: "gzip",
+                    },
+                    Output {
+                        format: "ndjson",
+                        compression: "gzip",
+                    },
+                ],
+                args.repeats.unwrap_or(3),
+                2,
+            )
+        };
+        results.resources = Some(resources::run(&sizes, &outputs, repeats, big, azurite).await?);
+    }
+    if wants("startup") {
+        eprintln!("== 3. start-up");
+        let stack = Stack::start(StackOptions::default())
+            .await?
+            .context("Azurite is not reachable: start it with scripts/azurite.sh start")?;
+        let (runs, host_runs) = if args.quick { (20, 5) } else { (100, 20) };
+        let measured = startup::run(&stack.env(), runs, host_runs).await?;
+        eprintln!(
+            "  start-up: median {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} runs, 1 ms polls); host-like 25 ms polls: median {:.1} ms; binary {} bytes",
+            measured.median_ms,
+            measured.p95_ms,
+            measured.max_ms,
+            measured.runs,
+            measured.host_median_ms,
+            measured.binary_bytes
+        );
+        results.startup = Some(measured);
+    }
+    if wants("client")
+        && let Some(path) = &args.client_results
+    {
+        match std::fs::read(path) {
+            Ok(bytes) => results.client = Some(serde_json::from_slice(&bytes)?),
+            Err(error) => eprintln!(
+                "note: no Graph client results at {} ({error}): run `BENCH_JSON={} cargo bench --bench graph_client` first",
+                path.display(),
+                path.display()
+            ),
+        }
+    }
+
+    machine.load_at_end = procfs::load_average();
+    machine.seconds = began.elapsed().as_secs_f64();
+    results.machine = machine;
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    std::fs::write(args.out.join("results.md"), report::markdown(&results))?;
+    if let Some((params, runs)) = &results.throttle {
+        std::fs::write(args.out.join("throughput.svg"), report::svg(params, runs))?;
+    }
+    eprintln!(
+        "bench: done in {:.1} min; wrote {}",
+        results.machine.seconds / 60.0,
+        args.out.display()
+    );
+    Ok(())
+}
