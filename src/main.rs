@@ -8,7 +8,10 @@ use entra_export::{commands, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(telemetry::format_from_env());
+    telemetry::init(
+        telemetry::format_from_env(),
+        matches!(cli.command, Command::Serve),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,7 +1,9 @@
 //! Logging: JSON lines under the Functions host, readable text on a terminal.
 //!
-//! ERROR and WARN go to stderr (the host logs stderr lines as Error, or Warning when the line
-//! contains "warn"); everything else goes to stdout (Information). Field names are dotted and
+//! Under the host (`serve`), ERROR and WARN go to stderr (the host logs stderr lines as Error,
+//! or Warning when the line contains "warn") and everything else to stdout (Information). On the
+//! command line every log line goes to stderr, so that stdout carries only the command's output
+//! (the run report as JSON, `status`, `config check`). Field names are dotted and
 //! stable (`run.id`, `records.written`); tokens, secrets, SAS and record contents are never
 //! logged.
 
@@ -17,12 +19,18 @@ use crate::config::LogFormat;
 pub const DEFAULT_FILTER: &str =
     "info,azure_core=warn,azure_identity=warn,azure_storage_blob=warn,reqwest=warn,hyper=warn";
 
-/// Installs the global subscriber. `format` is resolved against the terminal when `Auto`.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber. `format` is resolved against the terminal when `Auto`;
+/// `under_host` splits the levels between stderr and stdout as the Functions host expects.
+pub fn init(format: LogFormat, under_host: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let stderr_up_to = if under_host {
+        Level::WARN
+    } else {
+        Level::TRACE
+    };
     let writer = std::io::stderr
-        .with_max_level(Level::WARN)
+        .with_max_level(stderr_up_to)
         .or_else(std::io::stdout);
     let json = match format {
         LogFormat::Json => true,

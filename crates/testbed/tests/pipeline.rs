@@ -174,6 +174,24 @@ async fn a_first_run_backfills_several_days_exactly_once() {
             "{report}"
         );
     }
+    // Sign-in records are personal data; tokens and keys are secrets: none reach the logs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = serve.logs();
+    assert!(
+        logs.contains("run report"),
+        "the run report line is missing: {logs}"
+    );
+    for leak in [
+        "@contoso.example",
+        "sim-secret",
+        "Bearer ",
+        "sig=",
+        testbed::stack::AZURITE_KEY,
+        "userPrincipalName",
+        "ipAddress",
+    ] {
+        assert!(!logs.contains(leak), "the service logged `{leak}`");
+    }
 }
 
 #[tokio::test]

@@ -68,7 +68,14 @@ pub fn load_average() -> f64 {
 pub fn azurite_pid(repo: &Path) -> Option<u32> {
     let port = std::env::var("AZURITE_BLOB_URL")
         .ok()
-        .and_then(|url| url.split(':').nth(2)?.split('/').next()?.parse::<u16>().ok())
+        .and_then(|url| {
+            url.split(':')
+                .nth(2)?
+                .split('/')
+                .next()?
+                .parse::<u16>()
+                .ok()
+        })
         .unwrap_or(10000);
     let text = std::fs::read_to_string(repo.join(format!(".azurite/azurite-{port}.pid"))).ok()?;
     let pid: u32 = text.trim().parse().ok()?;
@@ -94,7 +101,10 @@ fn children(pid: u32) -> Vec<u32> {
     };
     for task in tasks.flatten() {
         if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     out

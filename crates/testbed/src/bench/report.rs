@@ -63,9 +63,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn min_max(values: &[f64]) -> (f64, f64) {
-    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(*v), hi.max(*v))
-    })
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        })
 }
 
 /// Summary of the runs of one strategy at one latency.
@@ -342,7 +344,8 @@ pub fn resource_rows(runs: &[resources::Run]) -> Vec<ResourceRow> {
                 .iter()
                 .filter(|r| r.output == output && r.size == size)
                 .collect();
-            let med = |f: &dyn Fn(&resources::Run) -> f64| median(these.iter().map(|r| f(r)).collect());
+            let med =
+                |f: &dyn Fn(&resources::Run) -> f64| median(these.iter().map(|r| f(r)).collect());
             ResourceRow {
                 output,
                 size,
@@ -355,7 +358,9 @@ pub fn resource_rows(runs: &[resources::Run]) -> Vec<ResourceRow> {
                 idle_rss: med(&|r| r.idle_rss_mib),
                 simulator_cpu: med(&|r| r.simulator_cpu_s),
                 azurite_cpu: med(&|r| r.azurite_cpu_s),
-                stored_bytes_per_record: med(&|r| r.bytes_uploaded as f64 / r.records_written.max(1) as f64),
+                stored_bytes_per_record: med(&|r| {
+                    r.bytes_uploaded as f64 / r.records_written.max(1) as f64
+                }),
                 foreign: med(&|r| r.foreign_cores),
             }
         })
@@ -541,8 +546,18 @@ pub fn svg(params: &throttle::Params, runs: &[throttle::Run]) -> String {
     let plot_h = height - top - bottom;
     let bound = params.bound();
     let y_max = (bound * 1.1 / 1000.0).ceil() * 1000.0;
-    let x_min = params.latencies.iter().copied().fold(f64::INFINITY, f64::min).log2();
-    let x_max = params.latencies.iter().copied().fold(f64::NEG_INFINITY, f64::max).log2();
+    let x_min = params
+        .latencies
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .log2();
+    let x_max = params
+        .latencies
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .log2();
     let x_span = (x_max - x_min).max(1.0);
     let x = |latency: f64| left + (latency.log2() - x_min) / x_span * plot_w;
     let y = |rate: f64| top + plot_h - rate / y_max * plot_h;
@@ -615,7 +630,11 @@ pub fn svg(params: &throttle::Params, runs: &[throttle::Run]) -> String {
     );
     let colours = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd"];
     let mut legend: Vec<(String, String, bool)> = vec![
-        (format!("bound ({} records/s)", fmt_int(bound)), "#000".into(), false),
+        (
+            format!("bound ({} records/s)", fmt_int(bound)),
+            "#000".into(),
+            false,
+        ),
         ("90% of the bound (target)".into(), "#888".into(), true),
     ];
     for (i, strategy) in params.strategies.iter().enumerate() {

@@ -1,12 +1,16 @@
 //! Scenario 2: CPU and memory of a backfill with no latency and no throttle.
 //!
-//! `N` sign-ins spread uniformly over 25 hours (`SLICE_WIDTH=1h`, so 26 slices, 16 at once),
-//! written by a fresh `entra-export serve` process through one `SignInTimer` invocation. The
+//! `N` sign-ins spread uniformly over a span (`SLICE_WIDTH=1h`, 16 slices at once), written by
+//! a fresh `entra-export serve` process through one `SignInTimer` invocation. Two spans: the
+//! first backfill of a tenant (625 h, about 26 days: 1 to 2 pages a slice at 1M) and a dense one
+//! (25 h: 40 pages a slice at 1M, every slice in flight holds full pages). The
 //! process's own CPU seconds (user + system from `/proc/<pid>/stat`, all threads) are read
 //! before and after the invocation; peak RSS is `VmHWM` of `/proc/<pid>/status` after it (the
 //! process served nothing else). The simulator runs in the bench process and Azurite in its
 //! own; their CPU is reported beside, as they share the machine's cores with the service.
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,8 +20,32 @@ use testbed::{Serve, Stack, StackOptions, timer_payload};
 
 use super::procfs::{CpuSnapshot, status_kib};
 
-/// Hours of sign-ins generated.
-const HOURS: u32 = 25;
+/// How the records are spread in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Shape {
+    /// 625 hours (26 days), the first backfill (`INITIAL_LOOKBACK=30d`).
+    Backfill,
+    /// 25 hours.
+    Dense,
+}
+
+impl Shape {
+    /// Hours of records (sizes divide by it exactly).
+    pub fn hours(self) -> u32 {
+        match self {
+            Shape::Backfill => 625,
+            Shape::Dense => 25,
+        }
+    }
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Backfill => "26 days",
+            Shape::Dense => "25 hours",
+        }
+    }
+}
 
 /// One output configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +59,8 @@ pub struct Output {
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
+    /// The span of the records.
+    pub shape: Shape,
     /// The output configuration.
     pub output: Output,
     /// Records generated.
@@ -65,12 +95,15 @@ pub struct Run {
 
 /// Runs every size × output configuration, `repeats` times each (sizes of a million and more:
 /// `big_repeats` times).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    shape: Shape,
     sizes: &[u32],
     outputs: &[Output],
     repeats: usize,
     big_repeats: usize,
     azurite: Option<u32>,
+    profile: Option<&Path>,
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for &output in outputs {
@@ -81,14 +114,19 @@ pub async fn run(
                 repeats
             };
             for repeat in 0..repeats {
-                let run = one(output, size, repeat, azurite).await.with_context(|| {
-                    format!(
-                        "resources scenario, {size} records, {}/{}",
-                        output.format, output.compression
-                    )
-                })?;
+                let run = one(shape, output, size, repeat, azurite, profile)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "resources scenario, {size} records over {}, {}/{}",
+                            shape.name(),
+                            output.format,
+                            output.compression
+                        )
+                    })?;
                 eprintln!(
-                    "  resources: {:>10}/{:<4} {:>8} records: {:>7.0} records/s, {:>5.2} CPU s ({:.2} per million), peak RSS {:>5.1} MiB (idle {:.1}); simulator {:.1} s, Azurite {:.1} s CPU{}",
+                    "  resources: {:>8} {:>10}/{:<4} {:>8} records: {:>7.0} records/s, {:>5.2} CPU s ({:.2} per million), peak RSS {:>5.1} MiB (idle {:.1}); simulator {:.1} s, Azurite {:.1} s CPU{}",
+                    shape.name(),
                     output.format,
                     output.compression,
                     size,
@@ -112,19 +150,26 @@ pub async fn run(
     Ok(runs)
 }
 
-async fn one(output: Output, size: u32, repeat: usize, azurite: Option<u32>) -> anyhow::Result<Run> {
+async fn one(
+    shape: Shape,
+    output: Output,
+    size: u32,
+    repeat: usize,
+    azurite: Option<u32>,
+    profile: Option<&Path>,
+) -> anyhow::Result<Run> {
     let sim = SimConfig {
         seed: 60 + repeat as u64,
-        history: Duration::from_secs(u64::from(HOURS) * 3600),
+        history: Duration::from_secs(u64::from(shape.hours()) * 3600),
         live_for: Duration::ZERO,
         audit_per_hour: 0,
-        signin_per_hour: size / HOURS,
+        signin_per_hour: size / shape.hours(),
         throttle: None,
         ..SimConfig::default()
     };
     let env: Vec<(String, String)> = [
         ("GRAPH_MAX_REQUESTS_PER_10S", "1000".to_owned()),
-        ("INITIAL_LOOKBACK", format!("{}h", HOURS + 1)),
+        ("INITIAL_LOOKBACK", format!("{}h", shape.hours() + 1)),
         ("QUERY_LAG", "0s".into()),
         ("REPLAY_WINDOW", "0s".into()),
         ("RUN_TIME_BUDGET", "2h".into()),
@@ -141,11 +186,27 @@ async fn one(output: Output, size: u32, repeat: usize, azurite: Option<u32>) -> 
     let pid = serve.pid().context("serve has no pid")?;
     let idle_rss = status_kib(pid, "VmRSS").unwrap_or(0);
     let payload = timer_payload("SignInTimer", true, false);
+    let recorder = match profile {
+        Some(dir) => Some(Recorder::attach(
+            pid,
+            &dir.join(format!(
+                "perf-{:?}-{}-{}-{size}-{}.data",
+                shape,
+                output.format,
+                output.compression,
+                repeat + 1
+            )),
+        )?),
+        None => None,
+    };
     let before = CpuSnapshot::take(Some(pid), azurite);
     let started = Instant::now();
     let reply = serve.invoke("SignInTimer", &payload).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = before.delta(&CpuSnapshot::take(Some(pid), azurite));
+    if let Some(recorder) = recorder {
+        recorder.stop()?;
+    }
     let peak = status_kib(pid, "VmHWM").context("no VmHWM")?;
     let report = reply.report()?;
     if reply.status != 200 || report["outcome"] != "complete" {
@@ -161,6 +222,7 @@ async fn one(output: Output, size: u32, repeat: usize, azurite: Option<u32>) -> 
     }
     let duration_s = report["duration_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
     Ok(Run {
+        shape,
         output,
         size,
         repeat,
@@ -177,4 +239,48 @@ async fn one(output: Output, size: u32, repeat: usize, azurite: Option<u32>) -> 
         azurite_cpu_s: cpu.azurite,
         foreign_cores: cpu.foreign() / elapsed,
     })
+}
+
+/// `perf record` attached to a process.
+struct Recorder {
+    child: Child,
+}
+
+impl Recorder {
+    /// Starts recording `pid` into `output` and gives perf a moment to attach.
+    fn attach(pid: u32, output: &Path) -> anyhow::Result<Recorder> {
+        if let Some(dir) = output.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+            ])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(output)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start `perf record` (install linux-perf)")?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Recorder { child })
+    }
+
+    /// Stops recording (SIGINT, so that perf writes its file) and waits for it.
+    fn stop(mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
 }

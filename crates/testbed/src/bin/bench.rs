@@ -4,7 +4,15 @@
 //! ```text
 //! bench [--quick] [--out DIR] [--only throttle,resources,startup,client]
 //!       [--client-results FILE] [--repeats N] [--budget N]
+//!       [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip]
+//!       [--shapes backfill,dense] [--profile DIR]
 //! ```
+//!
+//! `--sizes`, `--outputs` and `--shapes` narrow scenario 2 (the dense shape runs with the first
+//! output only); `--profile DIR` records each of its runs with
+//! `perf record` (CPU-clock samples with DWARF call graphs, attached to the service process for
+//! the invocation) into `DIR/perf-<format>-<compression>-<size>-<run>.data`; use a build with
+//! symbols for it (see `docs/BENCHMARKS.md`).
 //!
 //! Scenarios (method and reading in `docs/BENCHMARKS.md`):
 //! 1. `throttle`: a throttle-bound sign-in backfill at page latencies of 0.25 to 8 request
@@ -26,7 +34,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bench::report::{Machine, Results};
-use bench::resources::Output;
+use bench::resources::{Output, Shape};
 use bench::throttle::{Params, Strategy};
 use bench::{procfs, report, resources, startup, throttle};
 use testbed::{Stack, StackOptions};
@@ -38,6 +46,28 @@ struct Args {
     client_results: Option<PathBuf>,
     repeats: Option<usize>,
     budget: u32,
+    sizes: Option<Vec<u32>>,
+    outputs: Option<Vec<Output>>,
+    profile: Option<PathBuf>,
+    shapes: Vec<Shape>,
+}
+
+fn parse_output(text: &str) -> anyhow::Result<Output> {
+    let (format, compression) = text.split_once('/').unwrap_or((text, "none"));
+    let format = match format {
+        "graph-page" => "graph-page",
+        "ndjson" => "ndjson",
+        other => bail!("--outputs: unknown format `{other}`"),
+    };
+    let compression = match compression {
+        "none" => "none",
+        "gzip" => "gzip",
+        other => bail!("--outputs: unknown compression `{other}`"),
+    };
+    Ok(Output {
+        format,
+        compression,
+    })
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -50,13 +80,14 @@ fn parse_args() -> anyhow::Result<Args> {
         client_results: None,
         repeats: None,
         budget: 50,
+        sizes: None,
+        outputs: None,
+        profile: None,
+        shapes: vec![Shape::Backfill, Shape::Dense],
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
-        let mut value = |name: &str| {
-            iter.next()
-                .with_context(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &str| iter.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--out" => args.out = PathBuf::from(value("--out")?),
@@ -66,12 +97,41 @@ fn parse_args() -> anyhow::Result<Args> {
                     .map(|s| s.trim().to_owned())
                     .collect()
             }
-            "--client-results" => args.client_results = Some(PathBuf::from(value("--client-results")?)),
+            "--client-results" => {
+                args.client_results = Some(PathBuf::from(value("--client-results")?))
+            }
             "--repeats" => args.repeats = Some(value("--repeats")?.parse()?),
             "--budget" => args.budget = value("--budget")?.parse()?,
+            "--sizes" => {
+                args.sizes = Some(
+                    value("--sizes")?
+                        .split(',')
+                        .map(|s| s.trim().parse())
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            "--outputs" => {
+                args.outputs = Some(
+                    value("--outputs")?
+                        .split(',')
+                        .map(|s| parse_output(s.trim()))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            "--profile" => args.profile = Some(PathBuf::from(value("--profile")?)),
+            "--shapes" => {
+                args.shapes = value("--shapes")?
+                    .split(',')
+                    .map(|s| match s.trim() {
+                        "backfill" => Ok(Shape::Backfill),
+                        "dense" => Ok(Shape::Dense),
+                        other => Err(anyhow::anyhow!("--shapes: unknown shape `{other}`")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]"
+                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--profile DIR]"
                 );
                 std::process::exit(0);
             }
@@ -242,7 +302,29 @@ async fn main() -> anyhow::Result<()> {
                 2,
             )
         };
-        results.resources = Some(resources::run(&sizes, &outputs, repeats, big, azurite).await?);
+        let sizes = args.sizes.clone().unwrap_or(sizes);
+        let outputs = args.outputs.clone().unwrap_or(outputs);
+        let mut runs = Vec::new();
+        for shape in &args.shapes {
+            // The dense span only with the first output (it is about buffers in flight).
+            let outputs = match shape {
+                Shape::Backfill => &outputs[..],
+                Shape::Dense => &outputs[..1],
+            };
+            runs.extend(
+                resources::run(
+                    *shape,
+                    &sizes,
+                    outputs,
+                    repeats,
+                    big,
+                    azurite,
+                    args.profile.as_deref(),
+                )
+                .await?,
+            );
+        }
+        results.resources = Some(runs);
     }
     if wants("startup") {
         eprintln!("== 3. start-up");

@@ -1,0 +1,182 @@
+//! The operator's command line, run as a process: `run` with a backfill range, `status` and
+//! `config check`, against the stand-ins.
+
+use std::process::Output;
+use std::time::Duration;
+
+use entra_export::job::JobKind;
+use graph_sim::{Resource, SimConfig, Throttle};
+use testbed::{Stack, StackOptions};
+use time::OffsetDateTime;
+
+async fn entra_export(env: &[(String, String)], args: &[&str]) -> Output {
+    tokio::process::Command::new(testbed::host::binary().unwrap())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn stack() -> Option<Stack> {
+    let sim = SimConfig {
+        seed: 11,
+        history: Duration::from_secs(2 * 86_400),
+        audit_per_hour: 40,
+        throttle: Some(Throttle {
+            requests: 100,
+            per: Duration::from_secs(10),
+        }),
+        ..SimConfig::default()
+    };
+    let env = [
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("QUERY_LAG", "0s"),
+        ("INITIAL_LOOKBACK", "2h"),
+    ];
+    let env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Stack::start(StackOptions { sim, env }).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_backfill_writes_its_range_and_leaves_the_checkpoint_alone() {
+    let Some(stack) = stack().await else { return };
+    // Whole hours, so that the range is exactly six slices of the hour grid.
+    let now = OffsetDateTime::now_utc();
+    let to =
+        now.replace_time(time::Time::from_hms(now.hour(), 0, 0).unwrap()) - time::Duration::days(1);
+    let from = to - time::Duration::hours(6);
+    let (from_text, to_text) = (
+        entra_export::timestamp::format(from),
+        entra_export::timestamp::format(to),
+    );
+    let output = entra_export(
+        &stack.env(),
+        &["run", "audit", "--from", &from_text, "--to", &to_text],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"], "complete");
+    assert_eq!(report["backfill"], true);
+    assert_eq!(report["range_start"], from_text.as_str());
+    assert_eq!(report["slices"], 6);
+    // Not a terminal: plain progress lines instead of a bar.
+    assert!(stderr.contains("audit: 6 slices to fetch"), "{stderr}");
+    let storage = stack.storage().await.unwrap();
+    let state = storage
+        .read_checkpoint(&stack.container(JobKind::Audit))
+        .await
+        .unwrap();
+    assert_eq!(
+        state.checkpoint, None,
+        "a backfill must not move the checkpoint"
+    );
+    let landed = testbed::verify::landed(&storage, &stack.container(JobKind::Audit))
+        .await
+        .unwrap();
+    let truth = stack.sim.truth(Resource::DirectoryAudits, from, to);
+    assert!(!truth.is_empty());
+    assert!(
+        landed
+            .missing(truth.iter().map(|r| r.id.as_str()))
+            .is_empty()
+    );
+    assert!(
+        landed
+            .unexpected(truth.iter().map(|r| r.id.as_str()))
+            .is_empty()
+    );
+
+    // The same backfill again writes nothing twice: the written ids are remembered.
+    let again = entra_export(
+        &stack.env(),
+        &["run", "audit", "--from", &from_text, "--to", &to_text],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["records_written"], 0, "{report}");
+    assert_eq!(
+        report["records_skipped"].as_u64().unwrap() as usize,
+        truth.len()
+    );
+}
+
+#[tokio::test]
+async fn status_shows_checkpoint_lock_and_last_run() {
+    let Some(stack) = stack().await else { return };
+    let output = entra_export(&stack.env(), &["run", "all"]).await;
+    assert!(output.status.success(), "{:?}", text(&output));
+    let output = entra_export(&stack.env(), &["status"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for job in ["audit", "signin"] {
+        assert!(
+            stdout.contains(&format!("{job} (container {}-{job})", stack.prefix)),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("checkpoint (last_datetime): 20"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("lock: lease available"), "{stdout}");
+    assert!(stdout.contains("outcome complete"), "{stdout}");
+}
+
+#[tokio::test]
+async fn config_check_redacts_secrets_and_fails_on_problems() {
+    let secret = "do-not-print-this-secret";
+    let key = "c2VjcmV0LWFjY291bnQta2V5LW5vdC10by1wcmludA==";
+    let env: Vec<(String, String)> = [
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.us"),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_CLIENT_SECRET", secret),
+        (
+            "STORAGE_CONNECTION_STRING",
+            &format!("DefaultEndpointsProtocol=https;AccountName=logs;AccountKey={key};EndpointSuffix=core.usgovcloudapi.net"),
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_string()))
+    .collect();
+    let output = entra_export(&env, &["config", "check"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("AZURE_CLOUD=AzureUSGovernment") && stdout.contains("configuration ok"),
+        "{stdout}"
+    );
+    for leak in [secret, key] {
+        assert!(
+            !stdout.contains(leak) && !stderr.contains(leak),
+            "a secret was printed"
+        );
+    }
+
+    let mut bad = env.clone();
+    bad.push(("GRAPH_PAGE_SIZE".into(), "0".into()));
+    bad.push(("QUERY_LAG".into(), "later".into()));
+    let output = entra_export(&bad, &["config", "check"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("2 configuration problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("GRAPH_PAGE_SIZE") && stderr.contains("QUERY_LAG"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(secret) && !stderr.contains(secret) && !stderr.contains(key));
+}
