@@ -590,3 +590,66 @@ async fn republished_records_are_skipped_unless_updates_are_wanted() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_failing_slice_holds_the_checkpoint_back_and_the_next_run_fills_the_gap() {
+    // Every request for a whole-hour window fails, and windows may not be split: the partial
+    // first and last slices of the range succeed, the whole hours between them fail.
+    let sim = SimConfig {
+        seed: 12,
+        history: Duration::from_secs(5 * 3600),
+        audit_per_hour: 120,
+        throttle: AMPLE,
+        faults: vec![
+            Fault::new(FaultKind::Status(500))
+                .on(Resource::DirectoryAudits)
+                .wider_than(Duration::from_secs(59 * 60)),
+        ],
+        ..SimConfig::default()
+    };
+    let env = env(&[
+        ("INITIAL_LOOKBACK", "3h"),
+        ("QUERY_LAG", "0s"),
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("GRAPH_MAX_ATTEMPTS", "2"),
+        ("GRAPH_MIN_WINDOW", "1h"),
+    ]);
+    let Some((stack, serve)) = scenario(sim, env).await else {
+        return;
+    };
+    let failed = tick(&serve, JobKind::Audit).await;
+    assert_eq!(failed.status, 500);
+    let report = failed.report().unwrap();
+    assert_eq!(report["outcome"], "failed", "{report}");
+    assert!(report["slices_failed"].as_u64().unwrap() >= 1, "{report}");
+    let range_start =
+        entra_export::timestamp::parse(report["range_start"].as_str().unwrap()).unwrap();
+    let held = checkpoint(&stack, JobKind::Audit)
+        .await
+        .expect("the first slice completed");
+    assert!(
+        held < OffsetDateTime::now_utc() - time::Duration::hours(1),
+        "the checkpoint passed the failed slices: {held}"
+    );
+    // Everything before the checkpoint is stored.
+    let storage = stack.storage().await.unwrap();
+    let landed_now = landed(&storage, &stack.container(JobKind::Audit))
+        .await
+        .unwrap();
+    let before = stack
+        .sim
+        .truth(Resource::DirectoryAudits, range_start, held);
+    assert!(!before.is_empty());
+    assert!(
+        landed_now
+            .missing(before.iter().map(|r| r.id.as_str()))
+            .is_empty()
+    );
+
+    stack.sim.set_faults(Vec::new());
+    let started = OffsetDateTime::now_utc();
+    let recovered = tick(&serve, JobKind::Audit).await;
+    assert_eq!(recovered.outcome(), "complete", "{}", serve.logs());
+    let end = checkpoint(&stack, JobKind::Audit).await.unwrap();
+    assert_exactly_once(&stack, JobKind::Audit, range_start, end, started).await;
+}
