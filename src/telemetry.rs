@@ -19,11 +19,21 @@ use crate::config::LogFormat;
 pub const DEFAULT_FILTER: &str =
     "info,azure_core=warn,azure_identity=warn,azure_storage_blob=warn,reqwest=warn,hyper=warn";
 
+/// The default filter on the command line when `RUST_LOG` is unset.
+pub const CLI_FILTER: &str = "warn";
+
 /// Installs the global subscriber. `format` is resolved against the terminal when `Auto`;
 /// `under_host` splits the levels between stderr and stdout as the Functions host expects.
 pub fn init(format: LogFormat, under_host: bool) {
+    // On the command line the progress display and the printed report say what happened;
+    // log lines are for problems unless RUST_LOG asks for more.
+    let default_filter = if under_host {
+        DEFAULT_FILTER
+    } else {
+        CLI_FILTER
+    };
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let stderr_up_to = if under_host {
         Level::WARN
     } else {

@@ -8,9 +8,11 @@
 //! Policy after Graph throttles anyway (429 or 503, see [`Limiter::penalise`]):
 //! - **pause**: when the response carried `Retry-After`, no request of either job starts before
 //!   it has elapsed (Graph's limit is shared, so the other job would be throttled too);
-//! - **multiplicative decrease**: the budget is halved (never below 1 per period);
-//! - **additive increase**: each full period without another penalty gives back one request per
-//!   period, until the configured budget is reached again.
+//! - **multiplicative decrease**: the budget is halved (never below 1 per period), once per
+//!   period: the requests already in flight when Graph first answers 429 are answered 429 too,
+//!   and they are one event, not one halving each;
+//! - **additive increase**: each full period without another penalty gives back a fifth of the
+//!   configured budget (at least one request), until the budget is reached again.
 //!
 //! Waiters are served first come, first served (a fair async mutex is held while waiting).
 //! Each window is widened by [`SAFETY_MARGIN`] so that small delays between our clock and
@@ -44,6 +46,8 @@ struct State {
     limit: u32,
     /// When the limit last changed (penalty or recovery step).
     last_change: Instant,
+    /// When the limit was last halved.
+    last_penalty: Option<Instant>,
     paused_until: Option<Instant>,
 }
 
@@ -77,6 +81,7 @@ impl Limiter {
                 starts: VecDeque::with_capacity(max as usize + 1),
                 limit: max,
                 last_change: Instant::now(),
+                last_penalty: None,
                 paused_until: None,
             }),
         }
@@ -108,7 +113,13 @@ impl Limiter {
         let now = Instant::now();
         state.recover(now, self);
         let previous = state.limit;
-        state.limit = (state.limit / 2).max(1);
+        if state
+            .last_penalty
+            .is_none_or(|last| now.duration_since(last) >= self.period)
+        {
+            state.limit = (state.limit / 2).max(1);
+            state.last_penalty = Some(now);
+        }
         state.last_change = now;
         if let Some(delay) = retry_after {
             let until = now + delay;
@@ -177,8 +188,9 @@ impl State {
     }
 
     fn recover(&mut self, now: Instant, limiter: &Limiter) {
+        let step = limiter.max.div_ceil(5);
         while self.limit < limiter.max && now.duration_since(self.last_change) >= limiter.period {
-            self.limit += 1;
+            self.limit = (self.limit + step).min(limiter.max);
             self.last_change += limiter.period;
         }
     }
@@ -246,25 +258,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn penalty_pauses_halves_and_recovers_one_step_per_period() {
-        let limiter = Limiter::new(8);
+    async fn penalty_pauses_halves_once_per_period_and_recovers_a_fifth_per_period() {
+        let limiter = Limiter::new(10);
         limiter.acquire().await;
         limiter.penalise(Some(Duration::from_secs(3)));
-        assert_eq!(limiter.status().limit, 4);
+        assert_eq!(limiter.status().limit, 5);
+        // The other requests in flight are answered 429 too: the same event.
+        limiter.penalise(Some(Duration::from_secs(3)));
+        limiter.penalise(None);
+        assert_eq!(limiter.status().limit, 5, "halved once per period");
         let t0 = Instant::now();
         limiter.acquire().await;
         assert_eq!(t0.elapsed(), Duration::from_secs(3), "held for Retry-After");
-        limiter.penalise(None);
-        assert_eq!(limiter.status().limit, 2);
         tokio::time::sleep(GRAPH_PERIOD).await;
-        assert_eq!(limiter.status().limit, 3);
+        assert_eq!(
+            limiter.status().limit,
+            7,
+            "a fifth of the budget back per quiet period"
+        );
+        limiter.penalise(None);
+        assert_eq!(limiter.status().limit, 3, "a new period, a new halving");
         tokio::time::sleep(GRAPH_PERIOD * 10).await;
-        assert_eq!(limiter.status().limit, 8);
-        limiter.penalise(None);
-        limiter.penalise(None);
-        limiter.penalise(None);
-        limiter.penalise(None);
-        assert_eq!(limiter.status().limit, 1, "never below one");
+        assert_eq!(limiter.status().limit, 10, "never above the budget");
+        let small = Limiter::new(2);
+        small.penalise(None);
+        tokio::time::sleep(GRAPH_PERIOD).await;
+        small.penalise(None);
+        assert_eq!(small.status().limit, 1, "never below one");
     }
 
     #[tokio::test(start_paused = true)]
