@@ -21,6 +21,11 @@ fn clock_ticks() -> f64 {
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat` fields 14 and 15; 10 ms
 /// resolution). `pid` `None` is this process.
 pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU seconds of a process so far, apart.
+pub fn cpu_split(pid: Option<u32>) -> Option<(f64, f64)> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_owned(),
@@ -31,7 +36,7 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
+    Some((utime / clock_ticks(), stime / clock_ticks()))
 }
 
 /// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in KiB.
@@ -115,6 +120,8 @@ fn children(pid: u32) -> Vec<u32> {
 pub struct CpuSnapshot {
     /// The measured `entra-export` process.
     pub service: f64,
+    /// Its system (kernel) part.
+    pub service_system: f64,
     /// This process (the Graph simulator and the measuring code).
     pub bench: f64,
     /// Azurite.
@@ -129,8 +136,12 @@ impl CpuSnapshot {
     /// Reads everything now.
     pub fn take(service: Option<u32>, azurite: Option<u32>) -> CpuSnapshot {
         let (busy, total) = machine_cpu().unwrap_or((0.0, 0.0));
+        let (user, system) = service
+            .and_then(|p| cpu_split(Some(p)))
+            .unwrap_or((0.0, 0.0));
         CpuSnapshot {
-            service: service.and_then(|p| cpu_seconds(Some(p))).unwrap_or(0.0),
+            service: user + system,
+            service_system: system,
             bench: cpu_seconds(None).unwrap_or(0.0),
             azurite: azurite.map(tree_cpu_seconds).unwrap_or(0.0),
             machine_busy: busy,
@@ -142,6 +153,7 @@ impl CpuSnapshot {
     pub fn delta(&self, later: &CpuSnapshot) -> CpuSnapshot {
         CpuSnapshot {
             service: later.service - self.service,
+            service_system: later.service_system - self.service_system,
             bench: later.bench - self.bench,
             azurite: later.azurite - self.azurite,
             machine_busy: later.machine_busy - self.machine_busy,

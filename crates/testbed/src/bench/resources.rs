@@ -18,6 +18,7 @@ use graph_sim::SimConfig;
 use serde::Serialize;
 use testbed::{Serve, Stack, StackOptions, timer_payload};
 
+use super::Common;
 use super::procfs::{CpuSnapshot, status_kib};
 
 /// How the records are spread in time.
@@ -79,6 +80,8 @@ pub struct Run {
     pub records_per_s: f64,
     /// Service CPU seconds during the invocation.
     pub service_cpu_s: f64,
+    /// Of which system (kernel) seconds.
+    pub service_system_s: f64,
     /// Service CPU seconds per million records.
     pub cpu_s_per_million: f64,
     /// `VmHWM` after the run, MiB.
@@ -95,15 +98,13 @@ pub struct Run {
 
 /// Runs every size × output configuration, `repeats` times each (sizes of a million and more:
 /// `big_repeats` times).
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     shape: Shape,
     sizes: &[u32],
     outputs: &[Output],
     repeats: usize,
     big_repeats: usize,
-    azurite: Option<u32>,
-    profile: Option<&Path>,
+    common: &Common,
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for &output in outputs {
@@ -114,7 +115,7 @@ pub async fn run(
                 repeats
             };
             for repeat in 0..repeats {
-                let run = one(shape, output, size, repeat, azurite, profile)
+                let run = one(shape, output, size, repeat, common)
                     .await
                     .with_context(|| {
                         format!(
@@ -155,9 +156,9 @@ async fn one(
     output: Output,
     size: u32,
     repeat: usize,
-    azurite: Option<u32>,
-    profile: Option<&Path>,
+    common: &Common,
 ) -> anyhow::Result<Run> {
+    let azurite = common.azurite;
     let sim = SimConfig {
         seed: 60 + repeat as u64,
         history: Duration::from_secs(u64::from(shape.hours()) * 3600),
@@ -179,6 +180,7 @@ async fn one(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let env = common.env(env);
     let stack = Stack::start(StackOptions { sim, env })
         .await?
         .context("Azurite is not reachable: start it with scripts/azurite.sh start")?;
@@ -186,7 +188,7 @@ async fn one(
     let pid = serve.pid().context("serve has no pid")?;
     let idle_rss = status_kib(pid, "VmRSS").unwrap_or(0);
     let payload = timer_payload("SignInTimer", true, false);
-    let recorder = match profile {
+    let recorder = match &common.profile {
         Some(dir) => Some(Recorder::attach(
             pid,
             &dir.join(format!(
@@ -216,6 +218,8 @@ async fn one(
             serve.logs()
         );
     }
+    terminate(pid).await;
+    super::delete_containers(&stack).await?;
     let written = report["records_written"].as_u64().unwrap_or(0);
     if written != u64::from(size) {
         bail!("{written} records written, {size} expected: {report}");
@@ -232,6 +236,7 @@ async fn one(
         duration_s,
         records_per_s: written as f64 / duration_s,
         service_cpu_s: cpu.service,
+        service_system_s: cpu.service_system,
         cpu_s_per_million: cpu.service / written as f64 * 1e6,
         peak_rss_mib: peak as f64 / 1024.0,
         idle_rss_mib: idle_rss as f64 / 1024.0,
@@ -282,5 +287,24 @@ impl Recorder {
             .status()?;
         self.child.wait()?;
         Ok(())
+    }
+}
+
+/// Sends SIGTERM, as the host does when it stops, and waits up to 20 s for the process to end (a
+/// profiler wrapping the binary writes its file then).
+async fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    for _ in 0..200 {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ended = state
+            .rfind(')')
+            .map(|i| state[i + 1..].trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(true);
+        if ended {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

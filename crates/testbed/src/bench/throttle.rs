@@ -21,6 +21,7 @@ use graph_sim::{SimConfig, Throttle};
 use serde::Serialize;
 use testbed::{Serve, Stack, StackOptions, timer_payload};
 
+use super::Common;
 use super::procfs::CpuSnapshot;
 
 /// Sign-ins per one-minute slice on average (about five 1000-record pages; the counts per slice
@@ -158,7 +159,7 @@ struct Sample {
 }
 
 /// Runs every configuration and returns the runs in order.
-pub async fn run(params: &Params, azurite: Option<u32>) -> anyhow::Result<Vec<Run>> {
+pub async fn run(params: &Params, common: &Common) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for &latency in &params.latencies {
         for &strategy in &params.strategies {
@@ -173,7 +174,7 @@ pub async fn run(params: &Params, azurite: Option<u32>) -> anyhow::Result<Vec<Ru
                 } else {
                     params.long_minutes
                 };
-                let run = one(params, strategy, latency, minutes, repeat, azurite)
+                let run = one(params, strategy, latency, minutes, repeat, common)
                     .await
                     .with_context(|| {
                         format!(
@@ -210,8 +211,9 @@ async fn one(
     latency_intervals: f64,
     minutes: u32,
     repeat: usize,
-    azurite: Option<u32>,
+    common: &Common,
 ) -> anyhow::Result<Run> {
+    let azurite = common.azurite;
     let latency = params.interval().mul_f64(latency_intervals);
     let sim = SimConfig {
         seed: 6 + repeat as u64,
@@ -238,6 +240,7 @@ async fn one(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let env = common.env(env);
     let stack = Stack::start(StackOptions { sim, env })
         .await?
         .context("Azurite is not reachable: start it with scripts/azurite.sh start")?;
@@ -280,6 +283,7 @@ async fn one(
             serve.logs()
         );
     }
+    super::delete_containers(&stack).await?;
     let counters = stack.sim.counters();
     let n = counters.pages_served;
     let b = u64::from(params.budget);

@@ -5,14 +5,15 @@
 //! bench [--quick] [--out DIR] [--only throttle,resources,startup,client]
 //!       [--client-results FILE] [--repeats N] [--budget N]
 //!       [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip]
-//!       [--shapes backfill,dense] [--profile DIR]
+//!       [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]...
 //! ```
 //!
 //! `--sizes`, `--outputs` and `--shapes` narrow scenario 2 (the dense shape runs with the first
 //! output only); `--profile DIR` records each of its runs with
 //! `perf record` (CPU-clock samples with DWARF call graphs, attached to the service process for
 //! the invocation) into `DIR/perf-<format>-<compression>-<size>-<run>.data`; use a build with
-//! symbols for it (see `docs/BENCHMARKS.md`).
+//! symbols for it (see `docs/BENCHMARKS.md`). `--service-env` adds a variable to the
+//! service's environment in scenarios 1 and 2 (for experiments; recorded in the results).
 //!
 //! Scenarios (method and reading in `docs/BENCHMARKS.md`):
 //! 1. `throttle`: a throttle-bound sign-in backfill at page latencies of 0.25 to 8 request
@@ -36,7 +37,7 @@ use anyhow::{Context, bail};
 use bench::report::{Machine, Results};
 use bench::resources::{Output, Shape};
 use bench::throttle::{Params, Strategy};
-use bench::{procfs, report, resources, startup, throttle};
+use bench::{Common, procfs, report, resources, startup, throttle};
 use testbed::{Stack, StackOptions};
 
 struct Args {
@@ -50,6 +51,7 @@ struct Args {
     outputs: Option<Vec<Output>>,
     profile: Option<PathBuf>,
     shapes: Vec<Shape>,
+    service_env: Vec<(String, String)>,
 }
 
 fn parse_output(text: &str) -> anyhow::Result<Output> {
@@ -84,6 +86,7 @@ fn parse_args() -> anyhow::Result<Args> {
         outputs: None,
         profile: None,
         shapes: vec![Shape::Backfill, Shape::Dense],
+        service_env: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -119,6 +122,13 @@ fn parse_args() -> anyhow::Result<Args> {
                 )
             }
             "--profile" => args.profile = Some(PathBuf::from(value("--profile")?)),
+            "--service-env" => {
+                let pair = value("--service-env")?;
+                let (name, value) = pair
+                    .split_once('=')
+                    .context("--service-env takes NAME=VALUE")?;
+                args.service_env.push((name.to_owned(), value.to_owned()));
+            }
             "--shapes" => {
                 args.shapes = value("--shapes")?
                     .split(',')
@@ -131,7 +141,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--profile DIR]"
+                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]..."
                 );
                 std::process::exit(0);
             }
@@ -143,7 +153,7 @@ fn parse_args() -> anyhow::Result<Args> {
             bail!("--only: unknown scenario `{name}`");
         }
     }
-    if args.budget < 5 || args.budget % 5 != 0 {
+    if args.budget < 5 || !args.budget.is_multiple_of(5) {
         bail!("--budget must be a multiple of 5 (Graph's budget is 5 per 10 s)");
     }
     Ok(args)
@@ -222,6 +232,14 @@ async fn main() -> anyhow::Result<()> {
         machine.load_at_start
     );
 
+    let common = Common {
+        azurite,
+        service_env: args.service_env.clone(),
+        profile: args.profile.clone(),
+    };
+    if !common.service_env.is_empty() {
+        eprintln!("bench: extra service environment {:?}", common.service_env);
+    }
     let mut results = Results {
         machine: machine.clone(),
         quick: args.quick,
@@ -229,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
             "scripts/bench.sh{}",
             if args.quick { " --quick" } else { "" }
         ),
+        service_env: args.service_env.clone(),
         throttle: None,
         resources: None,
         startup: None,
@@ -256,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         eprintln!("== 1. throttle-bound backfill");
-        let runs = throttle::run(&params, azurite).await?;
+        let runs = throttle::run(&params, &common).await?;
         results.throttle = Some((params, runs));
     }
     if wants("resources") {
@@ -311,18 +330,7 @@ async fn main() -> anyhow::Result<()> {
                 Shape::Backfill => &outputs[..],
                 Shape::Dense => &outputs[..1],
             };
-            runs.extend(
-                resources::run(
-                    *shape,
-                    &sizes,
-                    outputs,
-                    repeats,
-                    big,
-                    azurite,
-                    args.profile.as_deref(),
-                )
-                .await?,
-            );
+            runs.extend(resources::run(*shape, &sizes, outputs, repeats, big, &common).await?);
         }
         results.resources = Some(runs);
     }
