@@ -252,7 +252,7 @@ param outputCompression string = 'none'
 @description('REPUBLISH_UPDATES: write a later version of a record whose content changed.')
 param republishUpdates bool = false
 
-@description('PARALLEL_SLICES: slices fetched at once, auto (twice the request budget, at most 16) or 1 to 64.')
+@description('PARALLEL_SLICES: slices fetched at once, auto (twice the request budget, at most 10) or 1 to 64.')
 param parallelSlices string = 'auto'
 
 @description('LOCK_LEASE: the run lock lease, 15s to 60s; a crashed run\'s lock lapses after it.')

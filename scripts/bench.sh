@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The benchmarks of docs/BENCHMARKS.md, on a fresh clone:
 #
-#   scripts/bench.sh            full run (about 45 minutes on a 2-core machine); writes
+#   scripts/bench.sh            full run (about 26 minutes on a 2-core machine, once built); writes
 #                               docs/bench/results.md, results.json and throughput.svg
-#   scripts/bench.sh --quick    smoke test (about 4 minutes); writes target/bench/quick/
+#   scripts/bench.sh --quick    smoke test (about 2 minutes once built); writes target/bench/quick/
 #   scripts/bench.sh [--quick] [bench arguments...]   e.g. --only throttle, --out DIR,
 #                               --repeats N (see `target/release/bench --help`)
 #

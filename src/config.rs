@@ -28,7 +28,7 @@
 //! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob |
 //! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
 //! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
-//! | `PARALLEL_SLICES` | `auto` | slices fetched at once: `auto` (twice the request budget, at most 16) or 1 to 64 |
+//! | `PARALLEL_SLICES` | `auto` | slices fetched at once: `auto` (twice the request budget, at most 10) or 1 to 64 |
 //! | `LOCK_LEASE` | `60s` | run lock lease, 15 s to 60 s; a crashed run's lease lapses after it |
 //! | `EXTRA_CA_FILE` | none | PEM certificates to trust in addition to the system roots |
 //! | `LOG_FORMAT` | `auto` | `json` when not on a terminal, `pretty` on a terminal |
@@ -290,7 +290,7 @@ pub struct RunConfig {
     pub republish_updates: bool,
     /// The run lock's lease (15 to 60 s), renewed while the run goes.
     pub lock_lease: Duration,
-    /// Slices fetched at once; `None` is automatic (twice the request budget, at most 16).
+    /// Slices fetched at once; `None` is automatic (twice the request budget, at most 10).
     pub parallel_slices: Option<u32>,
 }
 

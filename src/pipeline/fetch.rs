@@ -99,36 +99,26 @@ impl SliceError {
     }
 }
 
-/// Records waiting to be written, as one buffer plus record boundaries.
+/// Records waiting to be written: zero-copy slices of their pages' bodies.
 struct Pending {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+    raw: Vec<bytes::Bytes>,
     entries: Vec<(u128, Entry, Decision, OffsetDateTime)>,
 }
 
 impl Pending {
     fn new() -> Pending {
         Pending {
-            bytes: Vec::new(),
-            ends: Vec::new(),
+            raw: Vec::new(),
             entries: Vec::new(),
         }
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.raw.len()
     }
 
     fn records(&self) -> Vec<&[u8]> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let record = &self.bytes[start..end];
-                start = end;
-                record
-            })
-            .collect()
+        self.raw.iter().map(|r| r.as_ref()).collect()
     }
 }
 
@@ -187,8 +177,7 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
                     continue;
                 }
                 in_slice.insert(key, content);
-                pending.bytes.extend_from_slice(record.raw);
-                pending.ends.push(pending.bytes.len());
+                pending.raw.push(page.body().slice_ref(record.raw));
                 let entry = Entry {
                     ticks: dedup::ticks(record.time),
                     content,
@@ -201,6 +190,10 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
             upload(&ctx, &slice, seq, &pending)
                 .await
                 .map_err(storage_error)?;
+            // Stored: `written` knows these ids now; keep only the unstored ones here.
+            for (key, ..) in &pending.entries {
+                in_slice.remove(key);
+            }
             seq += 1;
             pending = rest;
         }
@@ -214,19 +207,9 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
 }
 
 fn split_off(pending: &mut Pending, count: usize) -> Pending {
-    let cut = pending.ends[count - 1];
-    let rest_bytes = pending.bytes.split_off(cut);
-    let rest_ends = pending
-        .ends
-        .split_off(count)
-        .into_iter()
-        .map(|end| end - cut)
-        .collect();
-    let rest_entries = pending.entries.split_off(count);
     Pending {
-        bytes: rest_bytes,
-        ends: rest_ends,
-        entries: rest_entries,
+        raw: pending.raw.split_off(count),
+        entries: pending.entries.split_off(count),
     }
 }
 
@@ -305,8 +288,7 @@ mod tests {
             b"{\"id\":\"bb\"}",
             b"{\"id\":\"ccc\"}",
         ] {
-            pending.bytes.extend_from_slice(record);
-            pending.ends.push(pending.bytes.len());
+            pending.raw.push(bytes::Bytes::from_static(record));
             pending.entries.push((
                 0,
                 Entry {

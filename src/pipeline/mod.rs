@@ -428,7 +428,7 @@ async fn fetch_slices(
 fn parallel_slices(config: &Config) -> usize {
     match config.run.parallel_slices {
         Some(n) => n as usize,
-        None => (config.graph.max_requests_per_10s as usize * 2).clamp(2, 16),
+        None => (config.graph.max_requests_per_10s as usize * 2).clamp(2, 10),
     }
 }
 

@@ -167,9 +167,12 @@ pub fn encode_plain(records: &[&[u8]], format: OutputFormat) -> Vec<u8> {
             for record in records {
                 let start = body.len();
                 body.extend_from_slice(record);
-                for byte in &mut body[start..] {
-                    if *byte == b'\n' || *byte == b'\r' {
-                        *byte = b' ';
+                // Graph sends compact JSON: a line break is rare, look for one first (memchr).
+                if record.contains(&b'\n') || record.contains(&b'\r') {
+                    for byte in &mut body[start..] {
+                        if *byte == b'\n' || *byte == b'\r' {
+                            *byte = b' ';
+                        }
                     }
                 }
                 body.push(b'\n');
