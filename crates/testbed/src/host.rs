@@ -106,6 +106,28 @@ impl HostReply {
     }
 }
 
+/// `entra-export serve` with exactly these environment variables (plus `PATH` and `HOME`) on
+/// `port`, logging JSON, as the Functions host would start it. The caller wires stdio.
+pub fn serve_command(
+    binary: &std::path::Path,
+    env: &[(String, String)],
+    port: u16,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("serve")
+        .env_clear()
+        .envs(
+            ["PATH", "HOME"]
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+        )
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("LOG_FORMAT", "json");
+    command
+}
+
 /// A free loopback port.
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -120,18 +142,8 @@ impl Serve {
         let log_dir = tempdir::TempDir::new()?;
         let log_path = log_dir.path().join("serve.log");
         let log = std::fs::File::create(&log_path)?;
-        let mut command = Command::new(binary()?);
+        let mut command = Command::from(serve_command(&binary()?, env, port));
         command
-            .arg("serve")
-            .env_clear()
-            .envs(
-                ["PATH", "HOME"]
-                    .iter()
-                    .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
-            )
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

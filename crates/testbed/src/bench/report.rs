@@ -90,6 +90,15 @@ pub struct Point {
     pub steady: bool,
 }
 
+/// The progress-line note for CPU that other processes used during a run, when it matters.
+pub fn other_load(cores: f64) -> String {
+    if cores > 0.2 {
+        format!(" (other load {cores:.2} cores)")
+    } else {
+        String::new()
+    }
+}
+
 /// The points of a strategy, in latency order.
 pub fn points(runs: &[throttle::Run], strategy: Strategy, latencies: &[f64]) -> Vec<Point> {
     latencies

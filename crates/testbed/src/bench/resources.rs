@@ -138,11 +138,7 @@ pub async fn run(
                     run.idle_rss_mib,
                     run.simulator_cpu_s,
                     run.azurite_cpu_s,
-                    if run.foreign_cores > 0.2 {
-                        format!(" (other load {:.2} cores)", run.foreign_cores)
-                    } else {
-                        String::new()
-                    }
+                    super::report::other_load(run.foreign_cores)
                 );
                 runs.push(run);
             }

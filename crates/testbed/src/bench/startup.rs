@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -91,18 +91,8 @@ pub async fn run(
 /// One start-up, in ms.
 fn once(binary: &std::path::Path, env: &[(String, String)]) -> anyhow::Result<f64> {
     let port = testbed::host::free_port()?;
-    let mut command = Command::new(binary);
+    let mut command = testbed::host::serve_command(binary, env, port);
     command
-        .arg("serve")
-        .env_clear()
-        .envs(
-            ["PATH", "HOME"]
-                .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
-        )
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -192,11 +192,7 @@ pub async fn run(params: &Params, common: &Common) -> anyhow::Result<Vec<Run>> {
                     run.throttled,
                     run.pages,
                     run.duration_s,
-                    if run.foreign_cores > 0.2 {
-                        format!(" (other load {:.2} cores)", run.foreign_cores)
-                    } else {
-                        String::new()
-                    }
+                    super::report::other_load(run.foreign_cores)
                 );
                 runs.push(run);
             }
