@@ -230,9 +230,12 @@ param graphRequestTimeout string = '120s'
 @description('GRAPH_MIN_WINDOW: failing windows are split in half down to this width.')
 param graphMinWindow string = '1m'
 
-@description('MAX_RECORDS_PER_BLOB')
+@description('GRAPH_PAGE_BUFFER: bytes of received Graph pages held at once (each page counted twice: the page and the blob built from it), 256KiB to 1GiB.')
+param graphPageBuffer string = '4MiB'
+
+@description('MAX_RECORDS_PER_BLOB: records in one data blob, 1 to 1000 (a blob never spans Graph pages).')
 @minValue(1)
-@maxValue(100000)
+@maxValue(1000)
 param maxRecordsPerBlob int = 1000
 
 @description('OUTPUT_FORMAT: graph-page = {"value":[...]} per blob; ndjson = one record per line.')
@@ -371,6 +374,7 @@ module functionApp 'modules/function-app.bicep' = {
       GRAPH_MAX_ATTEMPTS: string(graphMaxAttempts)
       GRAPH_REQUEST_TIMEOUT: graphRequestTimeout
       GRAPH_MIN_WINDOW: graphMinWindow
+      GRAPH_PAGE_BUFFER: graphPageBuffer
       MAX_RECORDS_PER_BLOB: string(maxRecordsPerBlob)
       OUTPUT_FORMAT: outputFormat
       OUTPUT_COMPRESSION: outputCompression

@@ -25,7 +25,8 @@
 //! | `GRAPH_MAX_ATTEMPTS` | `6` | attempts per page for transient failures |
 //! | `GRAPH_REQUEST_TIMEOUT` | `120s` | one Graph request, headers and body |
 //! | `GRAPH_MIN_WINDOW` | `1m` | failing windows are split in half down to this width |
-//! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob |
+//! | `GRAPH_PAGE_BUFFER` | `4MiB` | bytes of received pages held at once, each counted twice (page and blob); 256KiB to 1GiB |
+//! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob, 1 to 1000 (a blob never spans pages) |
 //! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
 //! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
 //! | `PARALLEL_SLICES` | `auto` | slices fetched at once: `auto` (twice the request budget, at most 10) or 1 to 64 |
@@ -218,6 +219,8 @@ pub struct GraphConfig {
     pub request_timeout: Duration,
     /// Failing windows are split down to this width before a run gives up.
     pub min_window: Duration,
+    /// Bytes of received pages held at once (see [`crate::graph::budget`]).
+    pub page_buffer: u64,
 }
 
 /// Where the logs are stored and in which shape.
@@ -379,11 +382,12 @@ impl Config {
                 None,
             ),
             min_window: p.duration("GRAPH_MIN_WINDOW", "1m", Duration::from_secs(1), None),
+            page_buffer: p.size("GRAPH_PAGE_BUFFER", "4MiB", 256 * 1024, 1024 * 1024 * 1024),
         };
         let storage = StorageConfig {
             target: p.storage_target(cloud),
             state_container: p.container("STATE_CONTAINER", "logs-state"),
-            max_records_per_blob: p.number("MAX_RECORDS_PER_BLOB", 1000, 1, 100_000) as usize,
+            max_records_per_blob: p.number("MAX_RECORDS_PER_BLOB", 1000, 1, 1000) as usize,
             format: p.choice(
                 "OUTPUT_FORMAT",
                 OutputFormat::GraphPage,
@@ -553,6 +557,13 @@ impl Config {
             ),
             ("GRAPH_MIN_WINDOW".into(), secs(self.graph.min_window)),
             (
+                "GRAPH_PAGE_BUFFER".into(),
+                bytesize::ByteSize::b(self.graph.page_buffer)
+                    .display()
+                    .iec_short()
+                    .to_string(),
+            ),
+            (
                 "MAX_RECORDS_PER_BLOB".into(),
                 self.storage.max_records_per_blob.to_string(),
             ),
@@ -591,6 +602,15 @@ impl Config {
         ]);
         lines
     }
+}
+
+/// Parses a size: a number of bytes, or a number and a unit (`512KiB`, `4MiB`, `8MB`; IEC units
+/// are powers of 1024, SI units powers of 1000).
+pub fn parse_size(text: &str) -> Option<u64> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .ok()
+        .map(|size| size.as_u64())
 }
 
 /// Parses a duration written as a whole number and a unit: `90s`, `15m`, `2h`, `7d`.
@@ -739,6 +759,28 @@ impl Parser<'_> {
             _ => {
                 self.problem(name, format!("`{value}` must be true or false"));
                 default
+            }
+        }
+    }
+
+    /// A size such as `4MiB`, `512KiB`, `8MB` or a number of bytes.
+    fn size(&mut self, name: &str, default: &str, min: u64, max: u64) -> u64 {
+        let fallback = parse_size(default).expect("defaults are valid sizes");
+        let Some(value) = self.get(name).map(str::to_owned) else {
+            return fallback;
+        };
+        match parse_size(&value) {
+            Some(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(
+                    name,
+                    format!(
+                        "`{value}` must be a size from {} to {} (for example `4MiB`, `512KiB` or a number of bytes)",
+                        bytesize::ByteSize::b(min).display().iec_short(),
+                        bytesize::ByteSize::b(max).display().iec_short()
+                    ),
+                );
+                fallback
             }
         }
     }
@@ -1100,7 +1142,10 @@ mod tests {
             ("GRAPH_MAX_ATTEMPTS", "many"),
             ("GRAPH_REQUEST_TIMEOUT", "0s"),
             ("GRAPH_MIN_WINDOW", "1"),
+            ("GRAPH_PAGE_BUFFER", "1KiB"),
+            ("GRAPH_PAGE_BUFFER", "lots"),
             ("MAX_RECORDS_PER_BLOB", "0"),
+            ("MAX_RECORDS_PER_BLOB", "5000"),
             ("OUTPUT_FORMAT", "csv"),
             ("OUTPUT_COMPRESSION", "zstd"),
             ("REPUBLISH_UPDATES", "maybe"),
@@ -1224,6 +1269,20 @@ mod tests {
     fn containers_must_differ() {
         let variables = problem_variables(with(&[("SIGNIN_CONTAINER", "logs-audit")]));
         assert_eq!(variables, vec!["SIGNIN_CONTAINER"]);
+    }
+
+    #[test]
+    fn sizes_parse_in_iec_and_si_units() {
+        assert_eq!(parse_size("4MiB"), Some(4 * 1024 * 1024));
+        assert_eq!(parse_size("512 KiB"), Some(512 * 1024));
+        assert_eq!(parse_size("8MB"), Some(8_000_000));
+        assert_eq!(parse_size("1048576"), Some(1_048_576));
+        for bad in ["", "MiB", "4 parsecs", "-1MiB"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+        let config = with(&[("GRAPH_PAGE_BUFFER", "16MiB")]).unwrap();
+        assert_eq!(config.graph.page_buffer, 16 * 1024 * 1024);
+        assert_eq!(with(&[]).unwrap().graph.page_buffer, 4 * 1024 * 1024);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - Nothing here logs a token, a secret or record content: logs carry the URL path (never the
 //!   query), statuses, Graph error codes, request ids, counts and record ids.
 
+pub mod budget;
 pub mod error;
 pub mod page;
 pub mod paging;
@@ -76,7 +77,13 @@ struct Inner {
     tokens: Arc<TokenCache>,
     http: reqwest::Client,
     limiter: Arc<throttle::Limiter>,
+    budget: budget::PageBudget,
+    /// The largest page body seen, the charge for a body of unknown length.
+    largest_body: Arc<AtomicU64>,
 }
+
+/// The charge for a page body of unknown length before any page was seen.
+const FIRST_BODY_ESTIMATE: u64 = 2 * 1024 * 1024;
 
 /// Characters escaped in a query value: everything but unreserved characters.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -87,7 +94,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 impl GraphClient {
     /// A client for `config.endpoint`, authenticating with `tokens`, sending through `http` and
-    /// pacing every request through `limiter` (one per process, shared by all jobs).
+    /// pacing every request through `limiter` (one per process, shared by all jobs). Page
+    /// bodies are held within `config.page_buffer` bytes, shared by every clone.
     pub fn new(
         config: &GraphConfig,
         tokens: Arc<TokenCache>,
@@ -105,6 +113,8 @@ impl GraphClient {
                 tokens,
                 http,
                 limiter,
+                budget: budget::PageBudget::new(config.page_buffer),
+                largest_body: Arc::new(AtomicU64::new(FIRST_BODY_ESTIMATE)),
             }),
         }
     }
@@ -123,8 +133,15 @@ impl GraphClient {
                 tokens: inner.tokens.clone(),
                 http: inner.http.clone(),
                 limiter: inner.limiter.clone(),
+                budget: inner.budget.clone(),
+                largest_body: inner.largest_body.clone(),
             }),
         }
+    }
+
+    /// The page budget every clone shares (its peak goes into run reports).
+    pub fn page_budget(&self) -> &budget::PageBudget {
+        &self.inner.budget
     }
 
     /// The retry policy in force.
@@ -143,6 +160,10 @@ impl GraphClient {
     ///
     /// The stream ends after the first error; records of pages yielded before it are valid.
     /// Every request is counted in `stats`.
+    ///
+    /// **Pages hold the page budget** (`GRAPH_PAGE_BUFFER`, [`budget`]) until their body and
+    /// every slice of it are dropped: a consumer that keeps more pages than the budget admits
+    /// waits for ever for the next one (a warning is logged after 30 s).
     pub fn fetch_window(
         &self,
         job: &JobSpec,
@@ -382,7 +403,9 @@ impl GraphClient {
         }
     }
 
-    /// One request: status, headers and the whole body within the request timeout.
+    /// One request: status, headers and the whole body within the request timeout. A `200`
+    /// body is read only once the page budget admits it (the wait is not counted in the
+    /// timeout), and holds its charge for as long as any slice of it lives.
     async fn send(
         &self,
         url: &Url,
@@ -396,28 +419,59 @@ impl GraphClient {
             .bearer_auth(token.secret())
             .header(reqwest::header::ACCEPT, "application/json")
             .header("client-request-id", uuid::Uuid::new_v4().to_string());
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+        let timed_out = || Error::Timeout {
+            path: path.to_owned(),
+            timeout: inner.request_timeout,
         };
-        match tokio::time::timeout(inner.request_timeout, exchange).await {
-            Err(_) => Err(Error::Timeout {
-                path: path.to_owned(),
-                timeout: inner.request_timeout,
-            }),
-            Ok(Err(source)) if source.is_timeout() => Err(Error::Timeout {
-                path: path.to_owned(),
-                timeout: inner.request_timeout,
-            }),
-            Ok(Err(source)) => Err(Error::Transport {
-                path: path.to_owned(),
-                source: source.without_url(),
-            }),
-            Ok(Ok(parts)) => Ok(parts),
-        }
+        let failed = |source: reqwest::Error| {
+            if source.is_timeout() {
+                timed_out()
+            } else {
+                Error::Transport {
+                    path: path.to_owned(),
+                    source: source.without_url(),
+                }
+            }
+        };
+        let deadline = tokio::time::Instant::now() + inner.request_timeout;
+        let mut response = tokio::time::timeout_at(deadline, request.send())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(failed)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let length = response.content_length();
+        let (hold, deadline) = if status == StatusCode::OK {
+            let waiting = tokio::time::Instant::now();
+            let estimate = length.unwrap_or_else(|| inner.largest_body.load(Ordering::Relaxed));
+            let hold = inner.budget.reserve(estimate.saturating_mul(2)).await;
+            (Some(hold), deadline + waiting.elapsed())
+        } else {
+            (None, deadline)
+        };
+        let read = async {
+            // One allocation of the announced size (capped: the header is the server's word).
+            let capacity = length.unwrap_or(0).min(64 * 1024 * 1024) as usize;
+            let mut body = Vec::with_capacity(capacity);
+            while let Some(chunk) = response.chunk().await? {
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(body)
+        };
+        let body = tokio::time::timeout_at(deadline, read)
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(failed)?;
+        let body = match hold {
+            Some(hold) => {
+                inner
+                    .largest_body
+                    .fetch_max(body.len() as u64, Ordering::Relaxed);
+                budget::BudgetedBody::into_bytes(body, hold)
+            }
+            None => Bytes::from(body),
+        };
+        Ok((status, headers, body))
     }
 }
 

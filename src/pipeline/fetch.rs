@@ -123,7 +123,8 @@ impl Pending {
 }
 
 /// Fetches one slice and writes every record not written before, continuing the blob sequence
-/// of the slice's window so that no earlier blob is overwritten.
+/// of the slice's window so that no earlier blob is overwritten. Each page's new records are
+/// written (in blobs of at most `max_records_per_blob`) before the next page is requested.
 pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), SliceError> {
     let window = format!(
         "[{}, {})",
@@ -185,8 +186,12 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
                 pending.entries.push((key, entry, decision, record.time));
             }
         }
-        while pending.len() >= ctx.max_records_per_blob {
-            let rest = split_off(&mut pending, ctx.max_records_per_blob);
+        // Write this page's records before asking for the next page: a slice never waits for
+        // the page budget (graph::budget) while it holds a page, so slices cannot deadlock on
+        // it, and a blob never spans pages.
+        while pending.len() > 0 {
+            let count = ctx.max_records_per_blob.min(pending.len());
+            let rest = split_off(&mut pending, count);
             upload(&ctx, &slice, seq, &pending)
                 .await
                 .map_err(storage_error)?;
@@ -197,11 +202,6 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
             seq += 1;
             pending = rest;
         }
-    }
-    if pending.len() > 0 {
-        upload(&ctx, &slice, seq, &pending)
-            .await
-            .map_err(storage_error)?;
     }
     Ok(())
 }

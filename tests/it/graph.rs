@@ -96,6 +96,9 @@ async fn setup(sim_config: SimConfig, options: Options) -> Setup {
             "UseDevelopmentStorage=true".into(),
         ),
         ("GRAPH_PAGE_SIZE", "50".into()),
+        // These tests keep every page they receive, to compare with the truth: a page budget
+        // as large as that (the pipeline drops each page once its records are stored).
+        ("GRAPH_PAGE_BUFFER", "1GiB".into()),
     ];
     vars.extend(options.vars);
     let config = Config::from_vars(vars).expect("valid configuration");

@@ -15,6 +15,8 @@ pub struct Landed {
     pub blobs: usize,
     /// Records read.
     pub records: usize,
+    /// The most records one blob holds.
+    pub largest_blob: usize,
 }
 
 impl Landed {
@@ -62,7 +64,9 @@ pub async fn landed(storage: &Storage, container: &str) -> anyhow::Result<Landed
             String::from_utf8(raw.to_vec()).with_context(|| format!("{name}: not UTF-8"))?
         };
         landed.blobs += 1;
-        for id in record_ids(&text).with_context(|| format!("blob {name}"))? {
+        let ids = record_ids(&text).with_context(|| format!("blob {name}"))?;
+        landed.largest_blob = landed.largest_blob.max(ids.len());
+        for id in ids {
             landed.records += 1;
             *landed.ids.entry(id).or_default() += 1;
         }

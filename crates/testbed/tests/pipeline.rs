@@ -284,6 +284,58 @@ async fn injected_faults_are_survived_with_the_full_result() {
 }
 
 #[tokio::test]
+async fn a_page_budget_smaller_than_a_page_serialises_pages_without_deadlock() {
+    // 8 slices per job, both jobs at once, and a page budget (the minimum, 256 KiB) that admits
+    // one 200-record page at a time: every slice must still finish, exactly once, with window
+    // restarts and retries in the mix; and no blob may span pages although a blob may hold
+    // 1000 records.
+    let sim = SimConfig {
+        seed: 13,
+        history: Duration::from_secs(4 * 3600),
+        audit_per_hour: 600,
+        signin_per_hour: 1500,
+        throttle: AMPLE,
+        faults: vec![
+            Fault::new(FaultKind::ExpiredSkiptoken).first(2),
+            Fault::new(FaultKind::TruncatedBody).first(2),
+        ],
+        ..SimConfig::default()
+    };
+    let env = env(&[
+        ("INITIAL_LOOKBACK", "4h"),
+        ("QUERY_LAG", "0s"),
+        ("SLICE_WIDTH", "15m"),
+        ("PARALLEL_SLICES", "8"),
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("GRAPH_PAGE_SIZE", "200"),
+        ("GRAPH_PAGE_BUFFER", "256KiB"),
+        ("MAX_RECORDS_PER_BLOB", "1000"),
+    ]);
+    let Some((stack, serve)) = scenario(sim, env).await else {
+        return;
+    };
+    let started = OffsetDateTime::now_utc();
+    let (audit, signin) = tokio::time::timeout(Duration::from_secs(120), both_complete(&serve))
+        .await
+        .unwrap_or_else(|_| panic!("the runs did not finish: {}", serve.logs()));
+    for reply in [&audit, &signin] {
+        let report = reply.report().unwrap();
+        assert!(report["pages"].as_u64().unwrap() > 16, "{report}");
+    }
+    assert!(stack.sim.counters().faults_injected >= 4);
+    assert_both_exactly_once(&stack, time::Duration::hours(4), started).await;
+    for kind in JobKind::ALL {
+        let storage = stack.storage().await.unwrap();
+        let landed = landed(&storage, &stack.container(kind)).await.unwrap();
+        assert!(
+            landed.largest_blob <= 200,
+            "{kind}: a blob holds {} records, more than one 200-record page",
+            landed.largest_blob
+        );
+    }
+}
+
+#[tokio::test]
 async fn throttling_by_graph_is_honoured_and_survived() {
     let sim = SimConfig {
         seed: 9,
