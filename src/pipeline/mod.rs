@@ -422,14 +422,18 @@ async fn fetch_slices(
     outcome
 }
 
-/// How many slices to fetch at once: `PARALLEL_SLICES`, or enough to keep the tenant's request
-/// budget busy while pages are slow (latency up to about ten request intervals), capped to bound
-/// memory.
+/// How many slices to fetch at once: `PARALLEL_SLICES`, or [`auto_parallel_slices`].
 fn parallel_slices(config: &Config) -> usize {
     match config.run.parallel_slices {
         Some(n) => n as usize,
-        None => (config.graph.max_requests_per_10s as usize * 2).clamp(2, 10),
+        None => auto_parallel_slices(config.graph.max_requests_per_10s),
     }
+}
+
+/// `PARALLEL_SLICES=auto`: enough slices to keep a budget of `max_requests_per_10s` busy while
+/// pages are slow (latency up to about ten request intervals at Graph's budget of 5), at most 10.
+pub fn auto_parallel_slices(max_requests_per_10s: u32) -> usize {
+    (max_requests_per_10s as usize * 2).clamp(2, 10)
 }
 
 fn copy_counts(

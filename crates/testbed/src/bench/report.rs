@@ -401,7 +401,7 @@ fn resources_section(md: &mut String, runs: &[resources::Run]) {
     let _ = writeln!(md, "## 2. CPU and memory\n");
     let _ = writeln!(
         md,
-        "A backfill of N sign-ins with no latency and no throttle (`GRAPH_MAX_REQUESTS_PER_10S=1000`, so `PARALLEL_SLICES=auto` = 16), `SLICE_WIDTH=1h`, `REPLAY_WINDOW=0s`, `QUERY_LAG=0s`, `RUN_TIME_BUDGET=2h`; a fresh release `entra-export serve` per run and one `SignInTimer` invocation; the containers are deleted after each run. \
+        "A backfill of N sign-ins with no latency and no throttle (`GRAPH_MAX_REQUESTS_PER_10S=1000`, so `PARALLEL_SLICES=auto` = 10), default `GRAPH_PAGE_BUFFER` (4 MiB: one 1.3 MB page and its blob at a time), `SLICE_WIDTH=1h`, `REPLAY_WINDOW=0s`, `QUERY_LAG=0s`, `RUN_TIME_BUDGET=2h`; a fresh release `entra-export serve` per run and one `SignInTimer` invocation; the containers are deleted after each run. \
          Two spans: **26 days** (the first backfill; 1.6 records a slice per 1000 records) and **25 hours** (dense: 40 pages a slice at 1M). \
          CPU = the service process's user+system seconds (`/proc/<pid>/stat`, 10 ms ticks) over the invocation (the share in the kernel in brackets); peak RSS = `VmHWM` after it. The simulator (in the bench process) and Azurite share the 2 cores; their CPU is beside. Medians of the runs, min–max in brackets.\n"
     );

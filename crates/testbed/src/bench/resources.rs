@@ -1,6 +1,6 @@
 //! Scenario 2: CPU and memory of a backfill with no latency and no throttle.
 //!
-//! `N` sign-ins spread uniformly over a span (`SLICE_WIDTH=1h`, 16 slices at once), written by
+//! `N` sign-ins spread uniformly over a span (`SLICE_WIDTH=1h`, 10 slices at once), written by
 //! a fresh `entra-export serve` process through one `SignInTimer` invocation. Two spans: the
 //! first backfill of a tenant (625 h, about 26 days: 1 to 2 pages a slice at 1M) and a dense one
 //! (25 h: 40 pages a slice at 1M, every slice in flight holds full pages). The

@@ -35,8 +35,6 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// How slices are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Strategy {
-    /// `PARALLEL_SLICES=<n>`.
-    Parallel(u32),
     /// `PARALLEL_SLICES=auto`.
     Auto,
     /// `PARALLEL_SLICES=1`.
@@ -47,7 +45,6 @@ impl Strategy {
     /// The value of `PARALLEL_SLICES`.
     pub fn setting(self) -> String {
         match self {
-            Strategy::Parallel(n) => n.to_string(),
             Strategy::Auto => "auto".into(),
             Strategy::Serial => "1".into(),
         }
@@ -56,10 +53,9 @@ impl Strategy {
     /// A column name.
     pub fn label(self, budget: u32) -> String {
         match self {
-            Strategy::Parallel(n) => format!("service, PARALLEL_SLICES={n}"),
             Strategy::Auto => format!(
                 "service, PARALLEL_SLICES=auto (= {} at budget {budget})",
-                (budget * 2).clamp(2, 16)
+                entra_export::pipeline::auto_parallel_slices(budget)
             ),
             Strategy::Serial => "serial, PARALLEL_SLICES=1".into(),
         }

@@ -259,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
             Params {
                 budget: args.budget,
                 latencies: vec![1.0, 4.0],
-                strategies: vec![Strategy::Parallel(10), Strategy::Serial],
+                strategies: vec![Strategy::Auto, Strategy::Serial],
                 long_minutes: 26,
                 short_minutes: 8,
                 repeats: args.repeats.unwrap_or(1),
@@ -268,7 +268,8 @@ async fn main() -> anyhow::Result<()> {
             Params {
                 budget: args.budget,
                 latencies: vec![0.25, 1.0, 2.0, 4.0, 8.0],
-                strategies: vec![Strategy::Parallel(10), Strategy::Auto, Strategy::Serial],
+                // `auto` is 10 slices at the scaled budget as at Graph's real one.
+                strategies: vec![Strategy::Auto, Strategy::Serial],
                 long_minutes: 46,
                 short_minutes: 8,
                 repeats: args.repeats.unwrap_or(2),
