@@ -5,7 +5,7 @@
 //! Ids are stored as 128-bit xxh3 hashes and contents as 64-bit xxh3 hashes: the state stays
 //! small, holds no personal data, and the hashes are stable across versions and machines.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -58,7 +58,8 @@ pub enum StateError {
 /// The set of written records, by id hash.
 #[derive(Debug, Clone, Default)]
 pub struct WrittenIds {
-    entries: HashMap<u128, Entry>,
+    /// Keyed by xxh3 hashes already: a cheap hasher is enough (and no input is adversarial).
+    entries: FxHashMap<u128, Entry>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -94,7 +95,8 @@ impl WrittenIds {
                 found: file.version,
             });
         }
-        let mut entries = HashMap::with_capacity(file.entries.len());
+        let mut entries =
+            FxHashMap::with_capacity_and_hasher(file.entries.len(), Default::default());
         for (id, ticks, content) in file.entries {
             let key = u128::from_str_radix(&id, 16).map_err(|_| StateError::Invalid {
                 reason: format!("bad id hash `{id}`"),

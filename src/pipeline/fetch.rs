@@ -1,6 +1,6 @@
 //! Fetching one slice and writing its new records: the loop that turns Graph pages into blobs.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -145,7 +145,7 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
 
     let mut pending = Pending::new();
     // Ids of this slice already buffered or written, against window restarts.
-    let mut in_slice: HashMap<u128, u64> = HashMap::new();
+    let mut in_slice: FxHashMap<u128, u64> = FxHashMap::default();
     let mut pages = std::pin::pin!(ctx.graph.fetch_window(
         &ctx.job,
         slice.start,
