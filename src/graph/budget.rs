@@ -16,7 +16,6 @@
 //! asks for the next page.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,24 +33,12 @@ pub struct PageBudget {
 struct Inner {
     semaphore: Arc<Semaphore>,
     total: u32,
-    held: AtomicU64,
-    peak: AtomicU64,
 }
 
 /// A charge against a [`PageBudget`], released on drop.
 #[derive(Debug)]
 pub struct Hold {
     _permit: OwnedSemaphorePermit,
-    bytes: u32,
-    budget: Arc<Inner>,
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        self.budget
-            .held
-            .fetch_sub(u64::from(self.bytes), Ordering::Relaxed);
-    }
 }
 
 impl PageBudget {
@@ -62,8 +49,6 @@ impl PageBudget {
             inner: Arc::new(Inner {
                 semaphore: Arc::new(Semaphore::new(total as usize)),
                 total,
-                held: AtomicU64::new(0),
-                peak: AtomicU64::new(0),
             }),
         }
     }
@@ -75,12 +60,7 @@ impl PageBudget {
 
     /// Bytes charged now.
     pub fn held(&self) -> u64 {
-        self.inner.held.load(Ordering::Relaxed)
-    }
-
-    /// The most bytes ever charged at once.
-    pub fn peak(&self) -> u64 {
-        self.inner.peak.load(Ordering::Relaxed)
+        self.total() - self.inner.semaphore.available_permits() as u64
     }
 
     /// Waits until `bytes` (clamped to the whole budget) can be charged, and charges them until
@@ -105,17 +85,7 @@ impl PageBudget {
             }
         }
         .expect("the page budget's semaphore is never closed");
-        let held = self
-            .inner
-            .held
-            .fetch_add(u64::from(charge), Ordering::Relaxed)
-            + u64::from(charge);
-        self.inner.peak.fetch_max(held, Ordering::Relaxed);
-        Hold {
-            _permit: permit,
-            bytes: charge,
-            budget: self.inner.clone(),
-        }
+        Hold { _permit: permit }
     }
 }
 
@@ -168,7 +138,6 @@ mod tests {
         assert_eq!(budget.held(), 50);
         drop(second);
         assert_eq!(budget.held(), 0);
-        assert_eq!(budget.peak(), 60);
     }
 
     #[tokio::test]

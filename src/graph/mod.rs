@@ -139,11 +139,6 @@ impl GraphClient {
         }
     }
 
-    /// The page budget every clone shares (its peak goes into run reports).
-    pub fn page_budget(&self) -> &budget::PageBudget {
-        &self.inner.budget
-    }
-
     /// The retry policy in force.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.policy

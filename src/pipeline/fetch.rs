@@ -144,8 +144,9 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
     let mut seq = next_sequence(&prefix, &existing);
 
     let mut pending = Pending::new();
-    // Ids of this slice already buffered or written, against window restarts.
-    let mut in_slice: FxHashMap<u128, u64> = FxHashMap::default();
+    // Ids of the current page already taken, against an id repeated within one page (ids
+    // stored from earlier pages, or before a window restart, are in `written`).
+    let mut in_page: FxHashMap<u128, u64> = FxHashMap::default();
     let mut pages = std::pin::pin!(ctx.graph.fetch_window(
         &ctx.job,
         slice.start,
@@ -166,7 +167,7 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
             for record in page.records() {
                 let key = dedup::id_key(record.id);
                 let content = dedup::content_key(record.raw);
-                if let Some(&seen) = in_slice.get(&key)
+                if let Some(&seen) = in_page.get(&key)
                     && (seen == content || !ctx.republish_updates)
                 {
                     ctx.counts.skipped.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +178,7 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
                     ctx.counts.skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                in_slice.insert(key, content);
+                in_page.insert(key, content);
                 pending.raw.push(page.body().slice_ref(record.raw));
                 let entry = Entry {
                     ticks: dedup::ticks(record.time),
@@ -195,13 +196,11 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
             upload(&ctx, &slice, seq, &pending)
                 .await
                 .map_err(storage_error)?;
-            // Stored: `written` knows these ids now; keep only the unstored ones here.
-            for (key, ..) in &pending.entries {
-                in_slice.remove(key);
-            }
             seq += 1;
             pending = rest;
         }
+        // Stored: `written` knows these ids now.
+        in_page.clear();
     }
     Ok(())
 }
