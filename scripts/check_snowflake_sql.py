@@ -14,12 +14,13 @@ the same into a JSON value. The doc's queries map one to one:
           order by ... desc) = 1
   compression = auto (.gz)                           compression='auto' (.gz)
 
-Without --blobs it builds a small blob tree from the Graph fixtures in both layouts (graph-page
-and ndjson), plain and gzip, laid out like entra-export's blob names, with duplicates (a re-run
-over an overlapping window) and one republished record, and asserts exact counts. With --blobs
-DIR it checks real blobs (for example the output of the demo): DIR holds container folders
-(logs-audit/, logs-signin/) or is one container folder; counts are compared with an independent
-Python parse, and every record must lie inside the window its blob name gives.
+Without --blobs it builds a small blob tree from the repository's Graph fixtures
+(tests/fixtures/graph) in both layouts (graph-page and ndjson), plain and gzip, laid out like
+entra-export's blob names, with duplicates (a re-run over an overlapping window) and one
+republished record, and asserts exact counts. With --blobs DIR it checks real blobs (for example
+the output of the demo): DIR holds container folders (logs-audit/, logs-signin/) or is one
+container folder; counts are compared with an independent Python parse, and every record must lie
+inside the window its blob name gives.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import argparse
 import copy
 import gzip
 import json
-import os
 import re
 import sys
 import tempfile
@@ -270,8 +270,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blobs", type=Path, help="check real blobs in this folder instead of generated samples")
     ap.add_argument("--fixtures", type=Path,
-                    default=Path(os.environ.get("GRAPH_FIXTURES", Path(__file__).resolve().parents[2]
-                                                / "shared" / "fixtures" / "graph")))
+                    default=Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "graph",
+                    help="Graph fixtures for the generated samples (default: the repository's tests/fixtures/graph)")
     ap.add_argument("--keep", type=Path, help="write the generated samples here and keep them")
     args = ap.parse_args()
 
@@ -294,7 +294,7 @@ def main() -> int:
             check_container(con, d, layout, field, f"{d.name} ({layout})", None)
     else:
         if not args.fixtures.is_dir():
-            print(f"fixtures not found at {args.fixtures} (set --fixtures or GRAPH_FIXTURES)", file=sys.stderr)
+            print(f"fixtures not found at {args.fixtures} (set --fixtures)", file=sys.stderr)
             return 2
         tmp = None
         if args.keep:

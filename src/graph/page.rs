@@ -380,22 +380,15 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use time::macros::datetime;
 
-    /// `$GRAPH_FIXTURES`, else `tests/fixtures/graph` in the repository, else the shared
-    /// reference copy beside the checkout (`../shared/fixtures/graph`).
+    /// A Graph fixture from the repository's own copy, `tests/fixtures/graph` (provenance in
+    /// its `SOURCES.md`); nothing outside the repository is read.
     pub(crate) fn fixture(name: &str) -> Bytes {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let dirs = [
-            std::env::var("GRAPH_FIXTURES").unwrap_or_default(),
-            format!("{root}/tests/fixtures/graph"),
-            format!("{root}/../shared/fixtures/graph"),
-        ];
-        let path = dirs
-            .iter()
-            .filter(|d| !d.is_empty())
-            .map(|d| std::path::Path::new(d).join(name))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("fixture {name} not found in {dirs:?}"));
-        Bytes::from(std::fs::read(path).expect("fixture readable"))
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/graph")
+            .join(name);
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|error| panic!("cannot read fixture {}: {error}", path.display()));
+        Bytes::from(bytes)
     }
 
     fn signins() -> &'static JobSpec {

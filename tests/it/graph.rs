@@ -904,18 +904,11 @@ async fn a_page_without_envelope_and_a_404_are_permanent() {
     assert_eq!(load(&setup.stats.requests), 2, "neither was retried");
 }
 
+/// A Graph fixture in the repository's own copy, `tests/fixtures/graph`.
 fn fixture_path(name: &str) -> std::path::PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    [
-        std::env::var("GRAPH_FIXTURES").unwrap_or_default(),
-        format!("{root}/tests/fixtures/graph"),
-        format!("{root}/../shared/fixtures/graph"),
-    ]
-    .into_iter()
-    .filter(|d| !d.is_empty())
-    .map(|d| std::path::Path::new(&d).join(name))
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| panic!("fixture {name} not found"))
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/graph")
+        .join(name)
 }
 
 /// Collects everything written through `tracing` (all targets, TRACE) on this thread.

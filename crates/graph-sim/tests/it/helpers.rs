@@ -174,9 +174,10 @@ pub fn window_query(field: &str, start: &str, end: &str) -> String {
     format!("$filter={field}%20ge%20{start}%20and%20{field}%20lt%20{end}")
 }
 
-/// The folder of the shared Graph fixtures: `<repo>/../shared/fixtures/graph`.
+/// The repository's Graph fixtures, `<repo>/tests/fixtures/graph` (this crate is
+/// `<repo>/crates/graph-sim`).
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/graph")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/graph")
 }
 
 pub fn fixture(name: &str) -> Value {

@@ -83,9 +83,22 @@ pub async fn run(
         host_median_ms: percentile(&host, 50.0),
         host_p95_ms: percentile(&host, 95.0),
         binary_bytes: bytes.len() as u64,
-        binary: binary.display().to_string(),
+        binary: workspace_relative(&binary),
         has_symbol_table: bytes.windows(8).any(|w| w == b".symtab\0"),
     })
+}
+
+/// `path` relative to the workspace root when it is inside it (the results are committed, and an
+/// absolute path would name one machine's checkout), else as it is.
+fn workspace_relative(path: &std::path::Path) -> String {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2);
+    workspace
+        .and_then(|root| path.strip_prefix(root).ok())
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// One start-up, in ms.
