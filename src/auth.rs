@@ -40,12 +40,12 @@ pub const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The SDK refused to build the credential (missing setting, non-https authority, ...).
-    #[error("cannot build the {mode} credential")]
+    #[error("cannot build the {mode} credential: {}", sdk_reason(source))]
     Build {
         /// `AUTH_MODE` name.
         mode: &'static str,
-        /// The SDK's reason (Display only: `Debug` can print a backtrace).
-        #[source]
+        /// The SDK's reason (Display only: `Debug` can print a backtrace). Shown in this error's
+        /// own message, so it is not a `source` (a cause chain would print it twice).
         source: azure_core::Error,
     },
     /// The configuration lacks something the mode needs.
@@ -57,14 +57,47 @@ pub enum AuthError {
         missing: &'static str,
     },
     /// The token endpoint (or the Azure CLI) refused or failed.
-    #[error("cannot get a token for scope `{scope}`")]
+    #[error("cannot get a token for scope `{scope}`: {}", sdk_reason(source))]
     Token {
         /// The scope asked for (not secret).
         scope: String,
-        /// The SDK's reason, which quotes the AADSTS text but never the secret.
-        #[source]
+        /// The SDK's reason, which quotes the AADSTS code and text but never the secret; shown
+        /// in this error's own message (see `Build`).
         source: azure_core::Error,
     },
+}
+
+/// The SDK's reason on one line, shortened: for a refused token request the SDK's text is
+/// `ClientSecretCredential authentication failed. AADSTS7000215: Invalid client secret
+/// provided. …` followed by trace ids and a troubleshooting link, of which the first line is what
+/// an operator needs. The cause chain is followed (the Azure CLI's "az not found on PATH" sits
+/// below the SDK's own message), and URLs are cut at their query string.
+fn sdk_reason(error: &azure_core::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or("")
+            .to_owned();
+        if !first.is_empty() && !parts.iter().any(|p| p.contains(&first)) {
+            parts.push(first);
+        }
+        current = e.source();
+    }
+    let joined = parts.join(": ");
+    let scrubbed: String = joined
+        .split(' ')
+        .map(|word| match word.split_once('?') {
+            Some((before, _)) if word.contains("://") => format!("{before}?…"),
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    crate::graph::error::shorten(&scrubbed, 400)
 }
 
 /// Builds the credential chosen by `AUTH_MODE`, using the configured authority and `http` as the

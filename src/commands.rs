@@ -146,6 +146,11 @@ pub async fn status() -> ExitCode {
                     None => println!("  last run: none recorded"),
                 }
             }
+            Ok(Err(crate::storage::Error::ContainerNotFound { .. })) => {
+                println!(
+                    "  never run: the container does not exist yet (the first run creates it and starts from INITIAL_LOOKBACK)"
+                );
+            }
             Ok(Err(error)) => {
                 failed = true;
                 println!("  error: {error}");
@@ -170,7 +175,8 @@ pub fn config_check() -> ExitCode {
             for (name, value) in config.describe() {
                 println!("{name}={value}");
             }
-            println!("configuration ok");
+            println!("# derived: the Graph token scope is {}", config.graph.scope);
+            println!("# configuration ok");
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -497,18 +497,23 @@ impl Config {
             ("AUTH_MODE".into(), self.auth.mode.name().into()),
             (
                 "AZURE_CLIENT_ID".into(),
-                self.auth
-                    .client_id
-                    .clone()
-                    .unwrap_or_else(|| "(unset)".into()),
+                self.auth.client_id.clone().unwrap_or_else(|| UNSET.into()),
             ),
             (
                 "AZURE_CLIENT_SECRET".into(),
                 if self.auth.client_secret.is_some() {
-                    "[REDACTED]".into()
+                    REDACTED.into()
                 } else {
-                    "(unset)".into()
+                    UNSET.into()
                 },
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                self.auth
+                    .federated_token_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| UNSET.into()),
             ),
             (
                 "AZURE_AUTHORITY_HOST".into(),
@@ -519,16 +524,13 @@ impl Config {
                 "GRAPH_API_VERSION".into(),
                 self.graph.api_version.as_str().into(),
             ),
-            ("GRAPH_SCOPE (derived)".into(), self.graph.scope.clone()),
         ];
-        match &self.storage.target {
-            StorageTarget::AccountUrl(url) => {
-                lines.push(("STORAGE_ACCOUNT_URL".into(), url.to_string()))
-            }
-            StorageTarget::ConnectionString(_) => {
-                lines.push(("STORAGE_CONNECTION_STRING".into(), "[REDACTED]".into()))
-            }
-        }
+        let (account_url, connection_string) = match &self.storage.target {
+            StorageTarget::AccountUrl(url) => (redact_url(url.as_str()), UNSET.to_owned()),
+            StorageTarget::ConnectionString(_) => (UNSET.to_owned(), REDACTED.to_owned()),
+        };
+        lines.push(("STORAGE_ACCOUNT_URL".into(), account_url));
+        lines.push(("STORAGE_CONNECTION_STRING".into(), connection_string));
         for job in &self.jobs {
             lines.push((job.spec.container_variable.into(), job.container.clone()));
         }
@@ -558,10 +560,7 @@ impl Config {
             ("GRAPH_MIN_WINDOW".into(), secs(self.graph.min_window)),
             (
                 "GRAPH_PAGE_BUFFER".into(),
-                bytesize::ByteSize::b(self.graph.page_buffer)
-                    .display()
-                    .iec_short()
-                    .to_string(),
+                format_size(self.graph.page_buffer),
             ),
             (
                 "MAX_RECORDS_PER_BLOB".into(),
@@ -597,11 +596,58 @@ impl Config {
                 self.extra_ca_file
                     .as_ref()
                     .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "(unset)".into()),
+                    .unwrap_or_else(|| UNSET.into()),
+            ),
+            (
+                "LOG_FORMAT".into(),
+                match self.log_format {
+                    LogFormat::Auto => "auto".into(),
+                    LogFormat::Json => "json".into(),
+                    LogFormat::Pretty => "pretty".into(),
+                },
             ),
         ]);
         lines
     }
+}
+
+/// What `describe` prints for a variable that is not set.
+pub const UNSET: &str = "(unset)";
+/// What `describe` prints in place of a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Writes a size so that [`parse_size`] reads it back exactly: the largest IEC unit that divides
+/// it (`4MiB`, `300KiB`), else bytes.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes != 0 && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
+/// A URL as it may be shown: no user information and no query string (a SAS), each replaced
+/// by a redaction marker when present. Text that is not a URL is redacted whole.
+pub fn redact_url(text: &str) -> String {
+    let Ok(mut url) = Url::parse(text) else {
+        return REDACTED.to_owned();
+    };
+    let had_user = !url.username().is_empty() || url.password().is_some();
+    let had_query = url.query().is_some();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    let mut shown = url.to_string();
+    if had_user && let Some((scheme, rest)) = shown.split_once("://") {
+        shown = format!("{scheme}://{REDACTED}@{rest}");
+    }
+    if had_query {
+        shown.push('?');
+        shown.push_str(REDACTED);
+    }
+    shown
 }
 
 /// Parses a size: a number of bytes, or a number and a unit (`512KiB`, `4MiB`, `8MB`; IEC units
@@ -1305,6 +1351,101 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(604_800)), "7d");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+
+    /// `config check` lines fed back as the environment (unset lines dropped, redacted secrets
+    /// put back by the operator) give the same configuration.
+    fn reads_back(vars: &[(&'static str, &'static str)]) {
+        let config = with(vars).unwrap();
+        let lines = config.describe();
+        let secrets: BTreeMap<&str, &str> =
+            minimal().into_iter().chain(vars.iter().copied()).collect();
+        let again: Vec<(String, String)> = lines
+            .iter()
+            .filter(|(_, value)| value != UNSET)
+            .map(|(name, value)| {
+                let value = if value.contains(REDACTED) {
+                    secrets[name.as_str()].to_owned()
+                } else {
+                    value.clone()
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        let reread = Config::from_vars(again).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reread.describe(), lines);
+        assert_eq!(format!("{reread:?}"), format!("{config:?}"));
+    }
+
+    #[test]
+    fn config_check_output_reads_back_to_the_same_configuration() {
+        reads_back(&[]);
+        reads_back(&[
+            ("GRAPH_PAGE_BUFFER", "4MiB"),
+            ("LOG_FORMAT", "json"),
+            ("PARALLEL_SLICES", "3"),
+            ("OUTPUT_FORMAT", "ndjson"),
+            ("OUTPUT_COMPRESSION", "gzip"),
+            ("REPLAY_WINDOW", "90s"),
+            ("AZURE_CLOUD", "AzurePublic"),
+        ]);
+        reads_back(&[("GRAPH_PAGE_BUFFER", "300KiB"), ("LOG_FORMAT", "pretty")]);
+        reads_back(&[("GRAPH_PAGE_BUFFER", "1000000")]);
+        reads_back(&[
+            ("STORAGE_ACCOUNT_URL", ""),
+            (
+                "STORAGE_CONNECTION_STRING",
+                "DefaultEndpointsProtocol=https;AccountName=logs;AccountKey=c2VjcmV0a2V5;EndpointSuffix=core.usgovcloudapi.net",
+            ),
+            ("AUTH_MODE", "workload_identity"),
+            ("AZURE_CLIENT_SECRET", ""),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/token"),
+        ]);
+    }
+
+    #[test]
+    fn every_documented_variable_is_described() {
+        let config = with(&[]).unwrap();
+        let described: Vec<String> = config.describe().into_iter().map(|(n, _)| n).collect();
+        let documented = include_str!("config.rs")
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .filter_map(|line| line.strip_prefix("//! | `"))
+            .flat_map(|line| {
+                let names = line.split(" | ").next().unwrap_or("");
+                names
+                    .split(", ")
+                    .map(|n| n.trim_matches('`').to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>();
+        assert!(documented.len() > 25, "{documented:?}");
+        for name in documented {
+            assert!(
+                described.contains(&name),
+                "`config check` leaves out {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            redact_url("https://logs.blob.core.usgovcloudapi.net/?sv=2024&sig=abc%3D"),
+            "https://logs.blob.core.usgovcloudapi.net/?[REDACTED]"
+        );
+        assert_eq!(
+            redact_url("https://user:pa55@proxy.example/path?sig=x"),
+            "https://[REDACTED]@proxy.example/path?[REDACTED]"
+        );
+        assert_eq!(
+            redact_url("https://logs.blob.core.windows.net/"),
+            "https://logs.blob.core.windows.net/"
+        );
+        assert_eq!(redact_url("not a url sig=abc"), "[REDACTED]");
+        assert_eq!(format_size(4 << 20), "4MiB");
+        assert_eq!(parse_size(&format_size(300 << 10)), Some(300 << 10));
+        assert_eq!(parse_size(&format_size(1_000_001)), Some(1_000_001));
     }
 
     #[test]

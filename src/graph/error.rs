@@ -152,8 +152,8 @@ pub enum Error {
         last: Box<Error>,
     },
     /// No token could be obtained.
-    #[error("cannot authenticate to graph")]
-    Token(#[source] crate::auth::AuthError),
+    #[error("cannot authenticate to graph: {0}")]
+    Token(crate::auth::AuthError),
 }
 
 impl Error {

@@ -88,7 +88,7 @@ pub async fn run(
     let started = Instant::now();
     async {
         let job = context.config.job(kind).clone();
-        if let Err(reason) = run_locked(context, &job, &options, &mut report).await {
+        if let Err(reason) = run_locked(context, &job, &options, &mut report, started).await {
             report.outcome = Some(Outcome::Failed);
             report.reason = Some(reason);
         }
@@ -127,6 +127,7 @@ async fn run_locked(
     job: &JobSpecConfig,
     options: &RunOptions,
     report: &mut RunReport,
+    started: Instant,
 ) -> Result<(), String> {
     let storage = &context.storage;
     let config = &context.config;
@@ -147,7 +148,7 @@ async fn run_locked(
         report.reason = Some("skipped: another run holds the lock".into());
         return Ok(());
     };
-    let result = run_with_lock(context, job, options, report, &lock).await;
+    let result = run_with_lock(context, job, options, report, &lock, started).await;
     if let Err(error) = lock.release().await {
         // The lease lapses by itself within a minute; nothing is lost.
         tracing::warn!(error = %error, "could not release the run lock; it lapses within 60 s");
@@ -161,6 +162,7 @@ async fn run_with_lock(
     options: &RunOptions,
     report: &mut RunReport,
     lock: &RunLock,
+    started: Instant,
 ) -> Result<(), String> {
     let config = &context.config;
     let storage = &context.storage;
@@ -173,9 +175,13 @@ async fn run_with_lock(
     report.backfill = options.backfill.is_some();
 
     let now = timestamp::truncate_to_ticks(OffsetDateTime::now_utc());
-    let (range_start, range_end) = plan_range(config, checkpoint_before, options.backfill, now);
+    let planned = plan_range(config, checkpoint_before, options.backfill, now)?;
+    let (range_start, range_end) = (planned.start, planned.end);
     report.range_start = Some(timestamp::format(range_start));
     report.range_end = Some(timestamp::format(range_end));
+    report.skipped_before_retention = planned
+        .skipped_from
+        .map(|from| [timestamp::format(from), timestamp::format(range_start)]);
     let slices = slices::plan(range_start, range_end, config.run.slice_width);
     report.slices = slices.len() as u64;
     if let Some(progress) = &options.progress {
@@ -253,6 +259,8 @@ async fn run_with_lock(
             slices.len()
         )),
     };
+    // The stored report carries the time taken so far (all but the checkpoint write).
+    report.duration_ms = started.elapsed().as_millis() as u64;
     let last_run = LastRun {
         run_id: report.run_id.clone(),
         finished_at: OffsetDateTime::now_utc(),
@@ -275,29 +283,53 @@ async fn run_with_lock(
 }
 
 /// The range a run fetches, clamped inside Entra's retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PlannedRange {
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    /// The wanted start, when it lay before the retention and was moved up.
+    skipped_from: Option<OffsetDateTime>,
+}
+
+/// The range a run fetches: `[checkpoint - REPLAY_WINDOW, now - QUERY_LAG)`, a first run from
+/// `now - INITIAL_LOOKBACK` (nothing to replay yet), or the backfill's range; clamped inside
+/// Entra's retention. A backfill wholly older than the retention is refused.
 fn plan_range(
     config: &Config,
     checkpoint: Option<OffsetDateTime>,
     backfill: Option<(OffsetDateTime, OffsetDateTime)>,
     now: OffsetDateTime,
-) -> (OffsetDateTime, OffsetDateTime) {
+) -> Result<PlannedRange, String> {
     let oldest = now - span(RETENTION) + span(RETENTION_MARGIN);
     let latest = now - span(config.run.query_lag);
     let (start, end) = match backfill {
         Some((from, to)) => (from, to.min(latest)),
-        None => {
-            let checkpoint = checkpoint.unwrap_or(now - span(config.run.initial_lookback));
-            (checkpoint - span(config.run.replay_window), latest)
-        }
+        None => match checkpoint {
+            Some(checkpoint) => (checkpoint - span(config.run.replay_window), latest),
+            None => (now - span(config.run.initial_lookback), latest),
+        },
     };
-    if start < oldest {
+    if backfill.is_some() && end <= oldest {
+        return Err(format!(
+            "the backfill range [{}, {}) lies wholly before Entra's 30-day retention (Graph serves records from {} on): nothing can be fetched",
+            timestamp::format(start),
+            timestamp::format(end),
+            timestamp::format(oldest)
+        ));
+    }
+    let skipped_from = (start < oldest).then_some(start);
+    if skipped_from.is_some() {
         tracing::warn!(
             range.start = %timestamp::format(start),
             clamped.start = %timestamp::format(oldest),
             "the range starts before Entra's 30-day retention; starting inside it (older records are gone from Graph)"
         );
     }
-    (start.max(oldest), end)
+    Ok(PlannedRange {
+        start: start.max(oldest),
+        end,
+        skipped_from,
+    })
 }
 
 async fn load_written(storage: &Storage, name: &str) -> Result<(WrittenIds, Option<ETag>), String> {
@@ -459,4 +491,73 @@ fn copy_counts(
     report.retries = load(&stats.retries);
     report.window_restarts = load(&stats.window_restarts);
     report.window_splits = load(&stats.window_splits);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn config() -> Config {
+        Config::from_vars([
+            ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+            ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("AZURE_CLIENT_SECRET", "secret"),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://logs.blob.core.usgovcloudapi.net",
+            ),
+            ("INITIAL_LOOKBACK", "7d"),
+            ("REPLAY_WINDOW", "1h"),
+            ("QUERY_LAG", "2m"),
+        ])
+        .unwrap()
+    }
+
+    const NOW: OffsetDateTime = datetime!(2026-12-02 12:00 UTC);
+
+    #[test]
+    fn a_first_run_starts_initial_lookback_back_without_a_replay() {
+        let range = plan_range(&config(), None, None, NOW).unwrap();
+        assert_eq!(range.start, datetime!(2026-11-25 12:00 UTC));
+        assert_eq!(range.end, datetime!(2026-12-02 11:58 UTC));
+        assert_eq!(range.skipped_from, None);
+    }
+
+    #[test]
+    fn a_later_run_replays_before_its_checkpoint() {
+        let checkpoint = datetime!(2026-12-02 10:00 UTC);
+        let range = plan_range(&config(), Some(checkpoint), None, NOW).unwrap();
+        assert_eq!(range.start, datetime!(2026-12-02 09:00 UTC));
+    }
+
+    #[test]
+    fn a_start_before_the_retention_is_moved_up_and_reported() {
+        let old = datetime!(2026-10-01 00:00 UTC);
+        let range = plan_range(&config(), Some(old), None, NOW).unwrap();
+        assert_eq!(range.skipped_from, Some(old - time::Duration::hours(1)));
+        assert_eq!(
+            range.start,
+            NOW - span(RETENTION) + span(RETENTION_MARGIN),
+            "15 minutes inside the 30 days"
+        );
+        let backfill = (old, datetime!(2026-11-20 00:00 UTC));
+        let range = plan_range(&config(), None, Some(backfill), NOW).unwrap();
+        assert!(range.start < range.end);
+        assert_eq!(range.skipped_from, Some(old));
+    }
+
+    #[test]
+    fn a_backfill_wholly_before_the_retention_is_refused() {
+        let backfill = (
+            datetime!(2026-09-01 00:00 UTC),
+            datetime!(2026-09-02 00:00 UTC),
+        );
+        let error = plan_range(&config(), None, Some(backfill), NOW).unwrap_err();
+        assert!(
+            error.contains("wholly before Entra's 30-day retention"),
+            "{error}"
+        );
+        assert!(error.contains("2026-09-01T00:00:00.0000000Z"), "{error}");
+    }
 }

@@ -51,6 +51,10 @@ pub struct RunReport {
     pub range_start: Option<String>,
     /// End (exclusive) of that range.
     pub range_end: Option<String>,
+    /// The part of the wanted range older than Entra's retention, which Graph no longer serves
+    /// and the run skipped: `[start, end)` of that span, absent when nothing was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_before_retention: Option<[String; 2]>,
     /// `last_datetime` when the run started.
     pub checkpoint_before: Option<String>,
     /// `last_datetime` when the run ended.

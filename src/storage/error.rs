@@ -25,6 +25,17 @@ pub enum Error {
         /// The status, error code and what to check.
         cause: String,
     },
+    /// The configured credential gave no token for Blob Storage: nothing was sent to the
+    /// account (the Azure CLI missing or signed out, a managed identity not available, ...).
+    #[error(
+        "cannot get a token for storage account `{account}` from the configured credential (the account was not contacted): {cause}"
+    )]
+    Credential {
+        /// The storage account.
+        account: String,
+        /// The credential's reason.
+        cause: String,
+    },
     /// The container does not exist (call `ensure_container` first).
     #[error("container `{container}` does not exist in storage account `{account}`")]
     ContainerNotFound {
@@ -194,9 +205,9 @@ impl Op<'_> {
                     self.endpoint
                 ),
             },
-            ErrorKind::Credential => Error::Auth {
+            ErrorKind::Credential => Error::Credential {
                 account,
-                cause: format!("cannot get a token: {}", describe(&error)),
+                cause: describe(&error),
             },
             _ => Error::Request {
                 account,

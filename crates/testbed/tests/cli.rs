@@ -118,8 +118,46 @@ async fn a_backfill_writes_its_range_and_leaves_the_checkpoint_alone() {
 #[tokio::test]
 async fn status_shows_checkpoint_lock_and_last_run() {
     let Some(stack) = stack().await else { return };
+    // Before any run: each job is "never run", not an error.
+    let output = entra_export(&stack.env(), &["status"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("never run").count(), 2, "{stdout}");
+    assert!(!stdout.contains("does not exist in storage account"), "{stdout}");
+
     let output = entra_export(&stack.env(), &["run", "all"]).await;
     assert!(output.status.success(), "{:?}", text(&output));
+    // `run all` prints one pretty JSON report per job.
+    let printed: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_slice(&output.stdout)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(printed.len(), 2);
+    let storage = stack.storage().await.unwrap();
+    for report in &printed {
+        let kind = if report["job"] == "audit" {
+            JobKind::Audit
+        } else {
+            JobKind::SignIn
+        };
+        let stored = storage
+            .read_checkpoint(&stack.container(kind))
+            .await
+            .unwrap()
+            .last_run
+            .unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&stored.report_json).unwrap();
+        let (printed_ms, stored_ms) = (
+            report["duration_ms"].as_u64().unwrap(),
+            stored["duration_ms"].as_u64().unwrap(),
+        );
+        // The stored report is written just before the checkpoint write, the printed one after.
+        assert!(
+            stored_ms > 0 && stored_ms <= printed_ms && printed_ms - stored_ms < 5_000,
+            "stored {stored_ms} ms, printed {printed_ms} ms"
+        );
+    }
     let output = entra_export(&stack.env(), &["status"]).await;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
@@ -179,4 +217,60 @@ async fn config_check_redacts_secrets_and_fails_on_problems() {
         "{stderr}"
     );
     assert!(!stdout.contains(secret) && !stderr.contains(secret) && !stderr.contains(key));
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_reported_with_the_aadsts_code() {
+    let Some(stack) = stack().await else { return };
+    let env = stack.env_with(&[("AZURE_CLIENT_SECRET", "not-the-secret")]);
+    let output = entra_export(&env, &["run", "audit", "--no-progress"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("cannot authenticate to graph"), "{reason}");
+    assert!(reason.contains("AADSTS7000215"), "{reason}");
+    assert!(reason.contains("Invalid client secret"), "{reason}");
+    assert!(!stdout.contains("not-the-secret") && !stderr.contains("not-the-secret"));
+}
+
+#[tokio::test]
+async fn azure_cli_without_az_blames_the_credential_not_the_storage_account() {
+    // A storage endpoint that counts connections: it must never be contacted.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let contacted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = contacted.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let env: Vec<(String, String)> = [
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.us"),
+        ("AUTH_MODE", "azure_cli"),
+        (
+            "STORAGE_ACCOUNT_URL",
+            &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_string()))
+    .collect();
+    let output = tokio::process::Command::new(testbed::host::binary().unwrap())
+        .args(["run", "audit", "--no-progress"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", "/nonexistent/entra-export-test/bin")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("was not contacted"), "{reason}");
+    assert!(reason.contains("az"), "{reason}");
+    assert!(!reason.contains("unreachable") && !reason.contains("refused access"), "{reason}");
+    assert_eq!(contacted.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
