@@ -68,6 +68,10 @@ pub struct JobSpec {
     pub container_variable: &'static str,
     /// What a 403 from this source most likely means, for the operator.
     pub forbidden_hint: &'static str,
+    /// The source honours `$orderby=<time field> asc`, so pages come oldest first and a window
+    /// can be resumed from the time of the last record stored. Checked page by page all the
+    /// same: a window whose pages arrive out of order counts progress only when it completes.
+    pub ordered: bool,
 }
 
 static AUDIT: JobSpec = JobSpec {
@@ -80,6 +84,7 @@ static AUDIT: JobSpec = JobSpec {
     default_container: "logs-audit",
     container_variable: "AUDIT_CONTAINER",
     forbidden_hint: "the app lacks the Microsoft Graph application permission AuditLog.Read.All (grant it with infra/grant-graph-permissions.sh)",
+    ordered: true,
 };
 
 static SIGN_IN: JobSpec = JobSpec {
@@ -92,6 +97,7 @@ static SIGN_IN: JobSpec = JobSpec {
     default_container: "logs-signin",
     container_variable: "SIGNIN_CONTAINER",
     forbidden_hint: "this tenant needs Entra ID P1/P2 for sign-in logs, or the app lacks AuditLog.Read.All",
+    ordered: true,
 };
 
 #[cfg(test)]

@@ -178,8 +178,18 @@ impl GraphClient {
             start = crate::timestamp::format(start),
             end = crate::timestamp::format(end),
         );
+        // Oldest first where the source honours it, so that a window can resume after the last
+        // record stored (pipeline::plan).
+        let order = if job.ordered {
+            format!(
+                "&$orderby={}",
+                utf8_percent_encode(&format!("{} asc", job.time_field), QUERY_VALUE)
+            )
+        } else {
+            String::new()
+        };
         let text = format!(
-            "{root}/{version}/{path}?$filter={filter}&$top={top}",
+            "{root}/{version}/{path}?$filter={filter}&$top={top}{order}",
             root = self.inner.endpoint.as_str().trim_end_matches('/'),
             version = self.inner.api_version,
             path = job.resource_path,
@@ -615,7 +625,7 @@ mod tests {
         );
         assert_eq!(
             url.as_str(),
-            "https://graph.microsoft.us/v1.0/auditLogs/signIns?$filter=createdDateTime%20ge%202024-01-13T14%3A13%3A32.0000000Z%20and%20createdDateTime%20lt%202024-01-14T17%3A43%3A26.1234567Z&$top=500"
+            "https://graph.microsoft.us/v1.0/auditLogs/signIns?$filter=createdDateTime%20ge%202024-01-13T14%3A13%3A32.0000000Z%20and%20createdDateTime%20lt%202024-01-14T17%3A43%3A26.1234567Z&$top=500&$orderby=createdDateTime%20asc"
         );
         assert_eq!(
             describe_query(&url),
@@ -633,7 +643,10 @@ mod tests {
         assert!(url.as_str().starts_with(
             "http://127.0.0.1:8080/beta/auditLogs/directoryAudits?$filter=activityDateTime%20ge%20"
         ));
-        assert!(url.as_str().ends_with("&$top=1000"));
+        assert!(
+            url.as_str()
+                .ends_with("&$top=1000&$orderby=activityDateTime%20asc")
+        );
     }
 
     #[test]
