@@ -26,6 +26,10 @@ pub struct Page {
     /// The page's index in the `fetch_window` stream (0-based; restarts and splits continue
     /// the count).
     pub index: usize,
+    /// The start of the (sub-)window this page answers, set by `fetch_window`: a restarted
+    /// window begins again at its start, and after a split the later half begins at its own
+    /// start once the earlier half is complete. `None` for a page parsed on its own.
+    pub window_start: Option<OffsetDateTime>,
 }
 
 /// One record of a [`Page`], borrowed from the page body.
@@ -183,6 +187,7 @@ pub fn parse_page_at(body: Bytes, job: &JobSpec, at: &PageRef) -> Result<ParsedP
             body,
             records,
             index: at.index,
+            window_start: None,
         },
         next_link,
     })

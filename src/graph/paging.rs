@@ -159,7 +159,9 @@ impl Walk {
                     .into(),
             });
         }
-        Ok((parsed.page, next))
+        let mut page = parsed.page;
+        page.window_start = Some(cursor.window.start);
+        Ok((page, next))
     }
 
     /// What to do after `error` in `window`: `Some(cursor)` to continue (restart, or `None`
