@@ -30,6 +30,9 @@ pub struct Page {
     /// window begins again at its start, and after a split the later half begins at its own
     /// start once the earlier half is complete. `None` for a page parsed on its own.
     pub window_start: Option<OffsetDateTime>,
+    /// Set by `fetch_window`: more pages follow in the stream (a nextLink, or windows still
+    /// to fetch after a split). `false` for a page parsed on its own.
+    pub more: bool,
 }
 
 /// One record of a [`Page`], borrowed from the page body.
@@ -188,6 +191,7 @@ pub fn parse_page_at(body: Bytes, job: &JobSpec, at: &PageRef) -> Result<ParsedP
             records,
             index: at.index,
             window_start: None,
+            more: false,
         },
         next_link,
     })

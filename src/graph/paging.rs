@@ -106,13 +106,14 @@ impl Walk {
                 index: self.next_index,
             };
             match self.page(&cursor, &at).await {
-                Ok((page, next)) => {
+                Ok((mut page, next)) => {
                     self.next_index += 1;
                     self.cursor = next.map(|url| Cursor {
                         window: cursor.window,
                         url,
                         page_in_window: cursor.page_in_window + 1,
                     });
+                    page.more = self.cursor.is_some() || !self.pending.is_empty();
                     return Some(Ok(page));
                 }
                 Err(error) => {
