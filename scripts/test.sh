@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Run the tests"): installs and starts Azurite 3.35.0 on loopback with
+# The test command (README "Quick start"): installs and starts Azurite 3.35.0 on loopback with
 # a fresh data folder, runs every test of the workspace against it, and stops it again.
 # Storage tests fail (they do not skip) when CI=true and Azurite is unreachable.
 set -euo pipefail

@@ -4,12 +4,22 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
+/// Shown after the top-level help, `-h` and `--help` alike (`long_about = None` drops a doc
+/// comment's second paragraph, so it cannot live there).
+const CONFIGURATION_HELP: &str = "\
+Configuration comes from environment variables (the Function App's app settings), not options.
+`entra-export config check` prints the effective configuration and names every problem;
+the README's Configuration section lists every variable.";
+
 /// Copies Microsoft Entra ID audit and sign-in logs from Microsoft Graph into Azure Blob Storage.
-///
-/// Configuration comes from environment variables (the Function App's app settings); see
-/// `entra-export config check` and the README for the full list.
 #[derive(Debug, Parser)]
-#[command(name = "entra-export", version, about, long_about = None)]
+#[command(
+    name = "entra-export",
+    version,
+    about,
+    long_about = None,
+    after_help = CONFIGURATION_HELP
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -77,6 +87,19 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_says_configuration_comes_from_environment_variables() {
+        for flag in ["-h", "--help"] {
+            let help = Cli::command()
+                .try_get_matches_from(["entra-export", flag])
+                .unwrap_err()
+                .to_string();
+            assert!(help.contains("environment variables"), "{flag}: {help}");
+            assert!(help.contains("config check"), "{flag}: {help}");
+            assert!(help.contains("README"), "{flag}: {help}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use graph_sim::{SimConfig, Throttle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use testbed::{Serve, Stack, StackOptions, timer_payload};
 
 use super::Common;
@@ -33,7 +33,7 @@ pub const TAIL_PAGES: u64 = 10;
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 /// How slices are fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Strategy {
     /// `PARALLEL_SLICES=auto`.
     Auto,
@@ -63,7 +63,7 @@ impl Strategy {
 }
 
 /// The scenario's parameters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Params {
     /// Requests per 10 s (simulator throttle and `GRAPH_MAX_REQUESTS_PER_10S`).
     pub budget: u32,
@@ -93,7 +93,7 @@ impl Params {
 }
 
 /// One measured run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// `PARALLEL_SLICES`.
     pub strategy: Strategy,

@@ -6,7 +6,11 @@
 //!       [--client-results FILE] [--repeats N] [--budget N]
 //!       [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip]
 //!       [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]...
+//! bench --render-only RESULTS.json [--out DIR]
 //! ```
+//!
+//! `--render-only` measures nothing: it redraws `throughput.svg` in `--out` from the throttle
+//! runs of a `results.json` (after a change to the plot's layout).
 //!
 //! `--sizes`, `--outputs` and `--shapes` narrow scenario 2 (the dense shape runs with the first
 //! output only); `--profile DIR` records each of its runs with
@@ -52,6 +56,7 @@ struct Args {
     profile: Option<PathBuf>,
     shapes: Vec<Shape>,
     service_env: Vec<(String, String)>,
+    render_only: Option<PathBuf>,
 }
 
 fn parse_output(text: &str) -> anyhow::Result<Output> {
@@ -87,6 +92,7 @@ fn parse_args() -> anyhow::Result<Args> {
         profile: None,
         shapes: vec![Shape::Backfill, Shape::Dense],
         service_env: Vec::new(),
+        render_only: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -122,6 +128,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 )
             }
             "--profile" => args.profile = Some(PathBuf::from(value("--profile")?)),
+            "--render-only" => args.render_only = Some(PathBuf::from(value("--render-only")?)),
             "--service-env" => {
                 let pair = value("--service-env")?;
                 let (name, value) = pair
@@ -141,7 +148,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]..."
+                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]...\nbench --render-only RESULTS.json [--out DIR]   redraw throughput.svg from a results file, measuring nothing"
                 );
                 std::process::exit(0);
             }
@@ -202,9 +209,33 @@ fn machine(started_at: String, load_at_start: f64) -> Machine {
     }
 }
 
+/// `--render-only`: `throughput.svg` from the throttle runs of a `results.json`.
+fn render_only(results: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read(results).with_context(|| format!("reading {}", results.display()))?;
+    let mut value: serde_json::Value = serde_json::from_slice(&text)?;
+    let throttle: Option<(Params, Vec<throttle::Run>)> =
+        serde_json::from_value(value["throttle"].take()).with_context(|| {
+            format!("{}: `throttle` is not a throttle result", results.display())
+        })?;
+    let (params, runs) = throttle.with_context(|| {
+        format!(
+            "{} has no throttle results (scenario 1 did not run)",
+            results.display()
+        )
+    })?;
+    std::fs::create_dir_all(out)?;
+    let path = out.join("throughput.svg");
+    std::fs::write(&path, report::svg(&params, &runs))?;
+    eprintln!("bench: wrote {} from {}", path.display(), results.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if let Some(results) = &args.render_only {
+        return render_only(results, &args.out);
+    }
     let wants = |name: &str| args.only.iter().any(|o| o == name);
     let began = Instant::now();
     let started_at = time::OffsetDateTime::now_utc()

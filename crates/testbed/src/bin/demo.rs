@@ -1,30 +1,72 @@
 //! The quick-start demo: the Graph simulator with a few days of audit and sign-in history and
 //! live late arrivals, Azurite, and the real `entra-export serve` invoked through the
 //! custom-handler protocol as the Functions host does, several times. It prints what landed and
-//! checks it against the simulator's truth. Run it with `scripts/demo.sh`.
+//! checks it against the simulator's truth. Run it with `scripts/demo.sh` (`--help` for the
+//! options).
 //!
 //! Scales are compressed so that it finishes in about a minute: the throttle budget is 50
 //! requests per 10 s on both sides (the real one is 5), late arrivals come within 20 s and the
 //! replay window is 2 minutes.
+//!
+//! With `--keep` it then leaves the simulator and `serve` running and prints the `export` lines
+//! that point `entra-export status`, `run` and `config check` at them; `--list` lists what
+//! landed, using those variables.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clap::Parser;
 use entra_export::job::JobKind;
+use entra_export::storage::Storage;
 use graph_sim::{Lateness, Resource, SimConfig, Throttle};
 use testbed::{Serve, Stack, StackOptions, timer_payload};
 use time::OffsetDateTime;
 
+/// The entra-export demo: the Graph simulator, Azurite and the real `entra-export serve`,
+/// invoked as the Functions host does; prints what landed and checks it against the simulator.
+///
+/// Run it through `scripts/demo.sh`, which builds it, starts Azurite (and stops it afterwards)
+/// and passes these options on.
+#[derive(Debug, Parser)]
+#[command(
+    name = "demo",
+    after_help = "Examples:\n  scripts/demo.sh --short                    a quick run (about 30 s after the build)\n  scripts/demo.sh --short --keep             keep the stand-ins running, print the variables to use them\n  target/debug/demo --list                   with those variables set: the blobs that landed\n  scripts/demo.sh --stop                     stop what --keep left running (and Azurite)"
+)]
+struct Args {
+    /// A quicker run: one day of history and two timer ticks (instead of three days and four).
+    #[arg(long)]
+    short: bool,
+    /// Also download every blob that landed into DIR/logs-audit/ and DIR/logs-signin/.
+    #[arg(long, value_name = "DIR")]
+    save_blobs: Option<PathBuf>,
+    /// After the checks pass, keep the Graph simulator and `entra-export serve` running, print
+    /// the `export` lines that point `entra-export` at them, and wait for Ctrl-C or SIGTERM.
+    /// Azurite is left running too (`scripts/demo.sh --stop` or `scripts/azurite.sh stop`).
+    #[arg(long)]
+    keep: bool,
+    /// With --keep: also write the `export` lines to FILE, once everything is ready (source it
+    /// with `. FILE`).
+    #[arg(long, value_name = "FILE", requires = "keep")]
+    env_file: Option<PathBuf>,
+    /// Run no demo: list the blobs and records in the audit and sign-in containers of the
+    /// storage the environment names (the variables `--keep` prints); with --save-blobs, download
+    /// them too.
+    #[arg(long, conflicts_with_all = ["short", "keep"])]
+    list: bool,
+}
+
+/// Variables of the stack that are not needed to point the CLI at it.
+const NOT_EXPORTED: &[&str] = &["RUST_LOG"];
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let short = args.iter().any(|a| a == "--short");
-    let save_blobs = args
-        .iter()
-        .position(|a| a == "--save-blobs")
-        .and_then(|i| args.get(i + 1))
-        .map(std::path::PathBuf::from);
-    let (days, ticks) = if short { (1, 2) } else { (3, 4) };
+    let args = Args::parse();
+    if args.list {
+        return list(args.save_blobs.as_deref()).await;
+    }
+    let save_blobs = args.save_blobs;
+    let (days, ticks) = if args.short { (1, 2) } else { (3, 4) };
     let sim = SimConfig {
         seed: 2026,
         history: Duration::from_secs(days * 86_400),
@@ -148,17 +190,7 @@ async fn main() -> anyhow::Result<()> {
             println!("      blob {name}");
         }
         if let Some(dir) = &save_blobs {
-            let folder = dir.join(kind.spec_template().default_container);
-            for name in &names {
-                let path = folder.join(name);
-                std::fs::create_dir_all(path.parent().context("blob path has a parent")?)?;
-                std::fs::write(&path, storage.download(&container, name).await?)?;
-            }
-            println!(
-                "      saved {} blobs under {}",
-                names.len(),
-                folder.display()
-            );
+            save(&storage, kind, &container, &names, dir).await?;
         }
     }
     println!("   late records caught by the replay window: {late_caught}");
@@ -171,5 +203,153 @@ async fn main() -> anyhow::Result<()> {
         bail!("what landed does not match the simulator's truth");
     }
     println!("== demo passed: every record landed exactly once");
+    if args.keep {
+        keep(&stack, &serve, args.env_file.as_deref()).await?;
+    }
     Ok(())
+}
+
+/// Downloads `names` from `container` into `dir/<default container name>/`.
+async fn save(
+    storage: &Storage,
+    kind: JobKind,
+    container: &str,
+    names: &[String],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let folder = dir.join(kind.spec_template().default_container);
+    for name in names {
+        let path = folder.join(name);
+        std::fs::create_dir_all(path.parent().context("blob path has a parent")?)?;
+        std::fs::write(&path, storage.download(container, name).await?)?;
+    }
+    println!(
+        "      saved {} blobs under {}",
+        names.len(),
+        folder.display()
+    );
+    Ok(())
+}
+
+/// `--keep`: prints how to use what runs, then waits for Ctrl-C, SIGTERM or SIGHUP.
+async fn keep(stack: &Stack, serve: &Serve, env_file: Option<&Path>) -> anyhow::Result<()> {
+    let exports: Vec<String> = stack
+        .env()
+        .iter()
+        .filter(|(k, _)| !NOT_EXPORTED.contains(&k.as_str()))
+        .map(|(k, v)| format!("export {k}={}", shell_quote(v)))
+        .collect();
+    let demo_pid = std::process::id();
+    let serve_pid = serve
+        .pid()
+        .map_or_else(|| "?".to_owned(), |p| p.to_string());
+    let cwd = std::env::current_dir()?;
+    let bin = testbed::host::binary()?;
+    let bin = bin.strip_prefix(&cwd).unwrap_or(&bin).display();
+    let demo = std::env::current_exe()?;
+    let demo = demo.strip_prefix(&cwd).unwrap_or(&demo).display();
+    let payload = String::from_utf8(timer_payload("AuditTimer", true, false))?;
+    println!(
+        "== kept running: Azurite, the Graph simulator (in this demo process, pid {demo_pid}) and entra-export serve (pid {serve_pid}, 127.0.0.1:{port})",
+        port = serve.port
+    );
+    println!("   Point entra-export at them: run these lines in your shell");
+    if let Some(file) = env_file {
+        println!("   (or source them: . {})", file.display());
+    }
+    println!();
+    for line in &exports {
+        println!("{line}");
+    }
+    println!();
+    println!("   then, all local:");
+    let commands = [
+        (format!("{bin} config check"), "the effective configuration"),
+        (format!("{bin} status"), "checkpoints, locks, last runs"),
+        (format!("{bin} run audit"), "one more run now, from the CLI"),
+        (
+            format!("{demo} --list"),
+            "the blobs and records that landed",
+        ),
+        (
+            format!("{demo} --list --save-blobs DIR"),
+            "... and download them",
+        ),
+    ];
+    let width = commands.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    for (command, what) in &commands {
+        println!("     {command:width$}  # {what}");
+    }
+    println!("   and a timer tick through the running serve, as the Functions host sends it:");
+    println!(
+        "     curl -s -X POST http://127.0.0.1:{}/AuditTimer -H 'Content-Type: application/json' -d {}",
+        serve.port,
+        shell_quote(&payload)
+    );
+    println!(
+        "   Stop: kill {demo_pid} (or Ctrl-C in its terminal) ends the simulator and serve; scripts/azurite.sh stop ends Azurite"
+    );
+    if let Some(file) = env_file {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, exports.join("\n") + "\n")?;
+        std::fs::rename(&tmp, file)?;
+    }
+    wait_for_stop().await?;
+    if let Some(file) = env_file {
+        let _ = std::fs::remove_file(file);
+    }
+    eprintln!("demo: stopping the Graph simulator and entra-export serve (pid {serve_pid})");
+    Ok(())
+}
+
+async fn wait_for_stop() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+        _ = hangup.recv() => {}
+    }
+    Ok(())
+}
+
+/// `--list`: the blobs of both jobs' containers on the storage the environment names.
+async fn list(save_blobs: Option<&Path>) -> anyhow::Result<()> {
+    let config = entra_export::config::Config::from_env().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n--list reads the same variables as entra-export: set those `scripts/demo.sh --keep` printed"
+        )
+    })?;
+    let http = entra_export::http::build_client(config.extra_ca_file.as_deref())?;
+    let storage = Storage::new(&config.storage, None, http)?;
+    for kind in [JobKind::Audit, JobKind::SignIn] {
+        let container = &config.job(kind).container;
+        let names = storage.list_blobs(container, "").await?;
+        let landed = testbed::verify::landed(&storage, container).await?;
+        println!(
+            "{kind}: container {container}: {} blobs, {} records",
+            landed.blobs, landed.records
+        );
+        for name in &names {
+            println!("   {name}");
+        }
+        if let Some(dir) = save_blobs {
+            save(&storage, kind, container, &names, dir).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `value` as one shell word: as is when it is plain, else in single quotes.
+fn shell_quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
 }
