@@ -197,14 +197,20 @@ param signinSchedule string = '0 */15 * * * *'
 @description('INITIAL_LOOKBACK: how far back a first run starts (at most 30d).')
 param initialLookback string = '7d'
 
-@description('QUERY_LAG: a run never asks for records newer than now minus this.')
-param queryLag string = '2m'
+@description('QUERY_LAG: a run never asks for records newer than now minus this. 5m: Microsoft\'s published latency of audit and sign-in logs is 2 min at the 95th percentile, 5 min at the 99th. 0s is refused unless acceptLateRecordLoss.')
+param queryLag string = '5m'
 
-@description('REPLAY_WINDOW: each run re-reads this much before its checkpoint.')
-param replayWindow string = '1h'
+@description('REPLAY_WINDOW: each run re-reads this much before its checkpoint. 2h: MFA details may take up to two hours to reach a sign-in (Microsoft Entra monitoring and health FAQ). 0s is refused unless acceptLateRecordLoss.')
+param replayWindow string = '2h'
 
-@description('RUN_TIME_BUDGET: a run stops starting new work after this. Keep it well below host.json functionTimeout (10 min on Y1).')
+@description('ACCEPT_LATE_RECORD_LOSS: allows queryLag and replayWindow of 0s, which lose records Graph publishes late. Leave false.')
+param acceptLateRecordLoss bool = false
+
+@description('RUN_TIME_BUDGET: a run stops starting new work after this. The budget, its grace period (an eighth of it) and 30 s of final writes must fit in functionTimeout, or entra-export refuses the configuration: at most 506s with 00:10:00.')
 param runTimeBudget string = '8m'
+
+@description('functionTimeout of the Functions host, hh:mm:ss (host.json\'s value by default), set as AzureFunctionsJobHost__functionTimeout and as FUNCTION_TIMEOUT, so entra-export checks runTimeBudget against it. Y1: at most 00:10:00 (the host refuses more). EP1-EP3: longer runs, e.g. 00:30:00 with runTimeBudget 25m; -1 = no limit.')
+param functionTimeout string = '00:10:00'
 
 @description('SLICE_WIDTH: width of the time slices a run fetches in parallel.')
 param sliceWidth string = '1h'
@@ -367,7 +373,11 @@ module functionApp 'modules/function-app.bicep' = {
       INITIAL_LOOKBACK: initialLookback
       QUERY_LAG: queryLag
       REPLAY_WINDOW: replayWindow
+      ACCEPT_LATE_RECORD_LOSS: acceptLateRecordLoss ? 'true' : 'false'
       RUN_TIME_BUDGET: runTimeBudget
+      FUNCTION_TIMEOUT: functionTimeout
+      // Read by the Functions host: overrides host.json's functionTimeout with the value FUNCTION_TIMEOUT tells entra-export.
+      AzureFunctionsJobHost__functionTimeout: functionTimeout
       SLICE_WIDTH: sliceWidth
       GRAPH_MAX_REQUESTS_PER_10S: string(graphMaxRequestsPer10s)
       GRAPH_PAGE_SIZE: string(graphPageSize)

@@ -10,6 +10,11 @@
             of the declared type and inside @allowed / @minLength / @maxLength / @minValue / @maxValue
   settings  every variable documented in src/config.rs is an app setting in main.bicep (or listed
             there as deliberately not set), plus the custom-handler platform settings
+  timeouts  main.bicep's functionTimeout defaults to host.json's and feeds both the host
+            (AzureFunctionsJobHost__functionTimeout) and entra-export (FUNCTION_TIMEOUT); its
+            default runTimeBudget, the example parameter file's and local.settings.json.example's
+            fit in it by config.rs's rule (budget + budget/8 + 30 s); Y1 stays within the host's
+            10 minutes; QUERY_LAG and REPLAY_WINDOW are not 0 without ACCEPT_LATE_RECORD_LOSS
   clouds    no hard-coded cloud host names or suffixes outside comments (environment() and
             primaryEndpoints are used instead)
   skips     every `checkov:skip=` carries a reason
@@ -193,6 +198,78 @@ def check_settings() -> None:
           re.search(r"^\s*APPLICATIONINSIGHTS_CONNECTION_STRING:", app_code, re.M) is not None)
 
 
+# src/config.rs: a run takes at most RUN_TIME_BUDGET + grace (an eighth of it) + FINAL_WRITES.
+FINAL_WRITES_SECONDS = 30
+CONSUMPTION_MAX_SECONDS = 600
+
+
+def parse_duration(text: str) -> float | None:
+    """config.rs parse_duration: a whole number and s, m, h or d."""
+    m = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    return int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]] if m else None
+
+
+def parse_function_timeout(text: str) -> float | None:
+    """config.rs parse_function_timeout: a duration, [d.]hh:mm:ss, or -1 (returned as inf)."""
+    text = text.strip()
+    if text == "-1":
+        return float("inf")
+    d = parse_duration(text)
+    if d is not None:
+        return d
+    m = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})", text)
+    if not m or int(m[2]) > 23 or int(m[3]) > 59 or int(m[4]) > 59:
+        return None
+    return int(m[1] or 0) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])
+
+
+def check_timeouts() -> None:
+    text = (INFRA / "main.bicep").read_text()
+    code = strip_comments(text)
+    defaults = {m[1]: m[2].strip() for m in re.finditer(r"^param\s+(\w+)\s+\w+\s*=\s*(.+)$", text, re.M)}
+    host = json.loads((ROOT / "host.json").read_text())
+    host_timeout = host.get("functionTimeout")
+    check("host.json sets functionTimeout", isinstance(host_timeout, str), repr(host_timeout))
+    bicep_timeout = defaults.get("functionTimeout", "").strip("'")
+    check("main.bicep param functionTimeout defaults to host.json's functionTimeout",
+          bicep_timeout == host_timeout, f"{bicep_timeout!r} vs host.json {host_timeout!r}")
+    for key in ("FUNCTION_TIMEOUT", "AzureFunctionsJobHost__functionTimeout"):
+        check(f"main.bicep sets {key} from functionTimeout",
+              re.search(rf"^\s*{key}:\s*functionTimeout\s*$", code, re.M) is not None)
+    try:
+        example = {k: v.get("value") for k, v in
+                   json.loads((INFRA / "main.parameters.example.json").read_text())["parameters"].items()}
+    except Exception:  # noqa: BLE001 - check_params reports it
+        example = {}
+    local = json.loads((ROOT / "local.settings.json.example").read_text()).get("Values", {})
+    check("local.settings.json.example: FUNCTION_TIMEOUT is host.json's functionTimeout",
+          local.get("FUNCTION_TIMEOUT") == host_timeout, repr(local.get("FUNCTION_TIMEOUT")))
+    local_params = {"functionTimeout": local.get("FUNCTION_TIMEOUT", ""), "runTimeBudget": local.get("RUN_TIME_BUDGET", ""),
+                    "queryLag": local.get("QUERY_LAG", ""), "replayWindow": local.get("REPLAY_WINDOW", ""),
+                    "acceptLateRecordLoss": local.get("ACCEPT_LATE_RECORD_LOSS", "false"), "planSku": "Y1"}
+    for source, values in (("main.bicep defaults", {}), ("main.parameters.example.json", example),
+                           ("local.settings.json.example", local_params)):
+        def value(name: str) -> str:
+            return str(values.get(name, defaults.get(name, "").strip("'")))
+
+        timeout = parse_function_timeout(value("functionTimeout"))
+        budget = parse_duration(value("runTimeBudget"))
+        if not check(f"{source}: functionTimeout and runTimeBudget are readable",
+                     timeout is not None and budget is not None,
+                     f"functionTimeout={value('functionTimeout')!r}, runTimeBudget={value('runTimeBudget')!r}"):
+            continue
+        longest = budget + budget / 8 + FINAL_WRITES_SECONDS
+        check(f"{source}: runTimeBudget + grace + final writes fits functionTimeout",
+              longest <= timeout, f"{longest:g} s > {timeout:g} s")
+        if value("planSku") == "Y1":
+            check(f"{source}: functionTimeout fits Linux Consumption (Y1, at most 00:10:00)",
+                  0 < timeout <= CONSUMPTION_MAX_SECONDS, value("functionTimeout"))
+        for name in ("queryLag", "replayWindow"):
+            zero = parse_duration(value(name)) == 0
+            check(f"{source}: {name} is not 0 (unless acceptLateRecordLoss)",
+                  not zero or value("acceptLateRecordLoss").lower() == "true", value(name))
+
+
 def check_clouds() -> None:
     pattern = re.compile(r"core\.windows\.net|usgovcloudapi|chinacloudapi|azurewebsites\.|microsoftonline|"
                          r"graph\.microsoft\.|management\.azure\.com|\.azure\.us\b", re.I)
@@ -289,6 +366,7 @@ def main() -> int:
         check_modules(parsed)
         check_params(parsed)
         check_settings()
+        check_timeouts()
         check_clouds()
         check_skips()
     print(f"check-infra: {passed} passed, {failed} failed")

@@ -16,9 +16,11 @@
 //! | `AUDIT_CONTAINER`, `SIGNIN_CONTAINER` | `logs-audit`, `logs-signin` | data container and checkpoint of each job |
 //! | `STATE_CONTAINER` | `logs-state` | ids already written inside the replay window |
 //! | `INITIAL_LOOKBACK` | `7d` | how far back a first run starts (at most 30 days) |
-//! | `QUERY_LAG` | `2m` | a run never asks for records newer than now minus this |
-//! | `REPLAY_WINDOW` | `1h` | each run re-reads this much before its checkpoint |
-//! | `RUN_TIME_BUDGET` | `8m` | a run stops starting new work after this |
+//! | `QUERY_LAG` | `5m` | a run never asks for records newer than now minus this: Microsoft's published latency for audit and sign-in logs is 2 min at the 95th percentile and 5 min at the 99th ("Azure Active Directory reporting latencies", since withdrawn; its successor "Log latency for Microsoft Entra ID" gives no figures) |
+//! | `REPLAY_WINDOW` | `2h` | each run re-reads this much before its checkpoint: MFA details "might take up to two hours" to reach a sign-in ("Microsoft Entra monitoring and health FAQ"), the longest published delay |
+//! | `ACCEPT_LATE_RECORD_LOSS` | `false` | `true` allows `QUERY_LAG=0s` and `REPLAY_WINDOW=0s` (simulators, benchmarks), which lose records Graph publishes late |
+//! | `RUN_TIME_BUDGET` | `8m` | a run stops starting new work after this; the budget, its grace period (an eighth of it) and 30 s of final writes must fit in `FUNCTION_TIMEOUT` |
+//! | `FUNCTION_TIMEOUT` | host.json `functionTimeout` (`10m`) | the Functions host's limit for one invocation: `10m`, host.json's `00:10:00`, or `-1` for none |
 //! | `SLICE_WIDTH` | `1h` | the width of the time slices a run fetches in parallel |
 //! | `GRAPH_MAX_REQUESTS_PER_10S` | `5` | Graph reporting throttle budget shared by both jobs |
 //! | `GRAPH_PAGE_SIZE` | `1000` | `$top`, 1 to 1000 |
@@ -47,6 +49,40 @@ use crate::job::{JobKind, JobSpec};
 
 /// Entra's longest retention; a first run never reaches further back.
 pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Time a run keeps, after its in-flight slices are done or dropped, for its final writes: the
+/// written-ids state, the checkpoint, the lease release and the report.
+pub const FINAL_WRITES: Duration = Duration::from_secs(30);
+
+/// How long slices still in flight when `RUN_TIME_BUDGET` is spent may go on before they are
+/// dropped: an eighth of the budget.
+pub fn grace(budget: Duration) -> Duration {
+    budget / 8
+}
+
+/// The longest a run with this budget can take: the budget, its [`grace`] period and
+/// [`FINAL_WRITES`]. It must fit in `FUNCTION_TIMEOUT`.
+pub fn longest_run(budget: Duration) -> Duration {
+    budget + grace(budget) + FINAL_WRITES
+}
+
+/// host.json, compiled in so that the default of `FUNCTION_TIMEOUT` follows the file.
+const HOST_JSON: &str = include_str!("../host.json");
+
+/// The Functions host's default `functionTimeout` on Consumption, the strictest plan, when
+/// host.json sets none.
+const HOST_DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// host.json's `functionTimeout` (the default of `FUNCTION_TIMEOUT`): `None` for `-1`, no limit.
+pub fn host_function_timeout() -> Option<Duration> {
+    let host: serde_json::Value =
+        serde_json::from_str(HOST_JSON).expect("host.json is JSON (a unit test checks it)");
+    match host.get("functionTimeout").and_then(|v| v.as_str()) {
+        None => Some(HOST_DEFAULT_FUNCTION_TIMEOUT),
+        Some(text) => parse_function_timeout(text)
+            .expect("host.json's functionTimeout is valid (a unit test checks it)"),
+    }
+}
 
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
@@ -285,8 +321,14 @@ pub struct RunConfig {
     pub query_lag: Duration,
     /// Each run re-reads this much before its checkpoint.
     pub replay_window: Duration,
-    /// A run stops starting new slices after this.
+    /// `ACCEPT_LATE_RECORD_LOSS`: `query_lag` and `replay_window` may be zero.
+    pub accept_late_record_loss: bool,
+    /// A run stops starting new slices after this. Slices in flight then get [`grace`] more,
+    /// and the final writes [`FINAL_WRITES`]: [`longest_run`] fits in `function_timeout`.
     pub run_time_budget: Duration,
+    /// `FUNCTION_TIMEOUT`: the Functions host kills the handler process (every run in it) when
+    /// an invocation lasts longer; `None` is no limit (`-1`).
+    pub function_timeout: Option<Duration>,
     /// Width of one slice.
     pub slice_width: Duration,
     /// Write a later version of a record whose content differs.
@@ -411,17 +453,19 @@ impl Config {
             ),
             query_lag: p.duration(
                 "QUERY_LAG",
-                "2m",
+                DEFAULT_QUERY_LAG,
                 Duration::ZERO,
                 Some(Duration::from_secs(24 * 3600)),
             ),
             replay_window: p.duration(
                 "REPLAY_WINDOW",
-                "1h",
+                DEFAULT_REPLAY_WINDOW,
                 Duration::ZERO,
                 Some(Duration::from_secs(7 * 24 * 3600)),
             ),
+            accept_late_record_loss: p.boolean("ACCEPT_LATE_RECORD_LOSS", false),
             run_time_budget: p.duration("RUN_TIME_BUDGET", "8m", Duration::from_secs(1), None),
+            function_timeout: p.function_timeout(),
             slice_width: p.duration(
                 "SLICE_WIDTH",
                 "1h",
@@ -440,6 +484,8 @@ impl Config {
                 Some(_) => Some(p.number("PARALLEL_SLICES", 1, 1, 64)),
             },
         };
+        p.late_records(&run);
+        p.run_fits_function_timeout(&run);
         let jobs: Vec<JobSpecConfig> = JobKind::ALL
             .into_iter()
             .map(|kind| {
@@ -517,9 +563,12 @@ impl Config {
             ),
             (
                 "AZURE_AUTHORITY_HOST".into(),
-                self.auth.authority_host.to_string(),
+                redact_url(self.auth.authority_host.as_str()),
             ),
-            ("GRAPH_ENDPOINT".into(), self.graph.endpoint.to_string()),
+            (
+                "GRAPH_ENDPOINT".into(),
+                redact_url(self.graph.endpoint.as_str()),
+            ),
             (
                 "GRAPH_API_VERSION".into(),
                 self.graph.api_version.as_str().into(),
@@ -542,7 +591,17 @@ impl Config {
             ("INITIAL_LOOKBACK".into(), secs(self.run.initial_lookback)),
             ("QUERY_LAG".into(), secs(self.run.query_lag)),
             ("REPLAY_WINDOW".into(), secs(self.run.replay_window)),
+            (
+                "ACCEPT_LATE_RECORD_LOSS".into(),
+                self.run.accept_late_record_loss.to_string(),
+            ),
             ("RUN_TIME_BUDGET".into(), secs(self.run.run_time_budget)),
+            (
+                "FUNCTION_TIMEOUT".into(),
+                self.run
+                    .function_timeout
+                    .map_or_else(|| NO_FUNCTION_TIMEOUT.into(), secs),
+            ),
             ("SLICE_WIDTH".into(), secs(self.run.slice_width)),
             (
                 "GRAPH_MAX_REQUESTS_PER_10S".into(),
@@ -615,6 +674,54 @@ impl Config {
 pub const UNSET: &str = "(unset)";
 /// What `describe` prints in place of a secret.
 pub const REDACTED: &str = "[REDACTED]";
+/// `FUNCTION_TIMEOUT` (and host.json's `functionTimeout`) for no limit.
+pub const NO_FUNCTION_TIMEOUT: &str = "-1";
+/// Default `QUERY_LAG`: Microsoft's published 99th-percentile latency of audit and sign-in logs.
+pub const DEFAULT_QUERY_LAG: &str = "5m";
+/// Default `REPLAY_WINDOW`: the two hours MFA details may take to reach a sign-in.
+pub const DEFAULT_REPLAY_WINDOW: &str = "2h";
+/// What a problem message says instead of a value that may hold a secret.
+pub const NOT_SHOWN: &str = "(value not shown: it may hold a secret)";
+
+/// A value that is not a URL as a problem message may show it: quoted when it is short and made
+/// only of what settings are written with (letters, digits, spaces, `.`, `-`, `_`, `/`);
+/// otherwise [`NOT_SHOWN`], because it may be, or contain, a secret pasted into the wrong place
+/// (a SAS, `AccountKey=…`, a client secret, several lines).
+pub fn shown(value: &str) -> String {
+    let plain = value.chars().count() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/'));
+    if plain {
+        format!("`{value}`")
+    } else {
+        NOT_SHOWN.to_owned()
+    }
+}
+
+/// A value meant to be a URL as a problem message may show it: quoted and passed through
+/// [`redact_url`] when it is an absolute URL with a host, else as [`shown`] shows it. Whatever is
+/// left that could still carry a credential (`=`, `;`, `&`, spaces) hides it whole.
+pub fn shown_url(value: &str) -> String {
+    match Url::parse(value) {
+        Ok(url) if url.has_host() => {
+            let redacted = redact_url(value);
+            let rest = redacted
+                .replace(&format!("{REDACTED}@"), "")
+                .replace(&format!("?{REDACTED}"), "");
+            let plain = rest.len() <= 200
+                && rest.chars().all(|c| {
+                    c.is_ascii_graphic() && !matches!(c, '=' | ';' | '&' | '@' | '?' | '`')
+                });
+            if plain {
+                format!("`{redacted}`")
+            } else {
+                NOT_SHOWN.to_owned()
+            }
+        }
+        _ => shown(value),
+    }
+}
 
 /// Writes a size so that [`parse_size`] reads it back exactly: the largest IEC unit that divides
 /// it (`4MiB`, `300KiB`), else bytes.
@@ -630,7 +737,8 @@ pub fn format_size(bytes: u64) -> String {
 /// A URL as it may be shown: no user information and no query string (a SAS), each replaced
 /// by a redaction marker when present. Text that is not a URL is redacted whole.
 pub fn redact_url(text: &str) -> String {
-    let Ok(mut url) = Url::parse(text) else {
+    // Without a host (`user:secret@host` parses as the scheme `user`), nothing is safe to show.
+    let Some(mut url) = Url::parse(text).ok().filter(Url::has_host) else {
         return REDACTED.to_owned();
     };
     let had_user = !url.username().is_empty() || url.password().is_some();
@@ -675,6 +783,41 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     number.checked_mul(unit_secs).map(Duration::from_secs)
 }
 
+/// Parses `FUNCTION_TIMEOUT` or host.json's `functionTimeout`: a duration (`10m`), the host's
+/// `[d.]hh:mm:ss` (`00:10:00`), or `-1` for no limit (`Some(None)`).
+pub fn parse_function_timeout(text: &str) -> Option<Option<Duration>> {
+    let text = text.trim();
+    if text == NO_FUNCTION_TIMEOUT {
+        return Some(None);
+    }
+    if let Some(duration) = parse_duration(text) {
+        return Some(Some(duration));
+    }
+    let (days, clock) = match text.split_once('.') {
+        Some((days, clock)) => (days.parse::<u64>().ok()?, clock),
+        None => (0, text),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let [h, m, s] = parts.as_slice() else {
+        return None;
+    };
+    let field = |t: &str, max: u64| {
+        ((1..=2).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
+            .filter(|n| *n <= max)
+    };
+    let secs =
+        days.checked_mul(86_400)? + field(h, 23)? * 3600 + field(m, 59)? * 60 + field(s, 59)?;
+    Some(Some(Duration::from_secs(secs)))
+}
+
+/// Writes a duration for a problem message, in seconds with up to three decimals (`67.5s`).
+fn seconds(duration: Duration) -> String {
+    let text = format!("{:.3}", duration.as_secs_f64());
+    format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// Writes a duration in the largest unit that divides it (`7d`, `90s`).
 pub fn format_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
@@ -708,6 +851,27 @@ pub fn container_name_problem(name: &str) -> Option<&'static str> {
         return Some("is reserved for the Functions host");
     }
     None
+}
+
+/// True when a URL's host is an IP address or a DNS name (labels of letters, digits, `-` and `_`).
+/// The URL parser also takes `;` and `=` in a host name, which no real host has and a pasted
+/// credential may.
+pub fn plain_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }),
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// True for text shaped like a JSON Web Token (`eyJ…` and two dots): a token, not a setting.
+fn looks_like_token(text: &str) -> bool {
+    text.starts_with("eyJ") && text.matches('.').count() >= 2
 }
 
 /// True for `http` URLs whose host is a loopback address, the only place plain http is allowed.
@@ -748,7 +912,7 @@ impl Parser<'_> {
         let is_guid = uuid::Uuid::try_parse(&value).is_ok();
         let is_domain = value.contains('.')
             && value.split('.').all(|label| {
-                !label.is_empty()
+                (1..=63).contains(&label.len())
                     && label
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -757,7 +921,8 @@ impl Parser<'_> {
             self.problem(
                 "AZURE_TENANT_ID",
                 format!(
-                    "`{value}` is neither a GUID nor a domain name such as contoso.onmicrosoft.us"
+                    "{} is neither a GUID nor a domain name such as contoso.onmicrosoft.us",
+                    shown(&value)
                 ),
             );
         }
@@ -774,7 +939,7 @@ impl Parser<'_> {
         let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
         self.problem(
             name,
-            format!("`{value}` is not one of: {}", names.join(", ")),
+            format!("{} is not one of: {}", shown(&value), names.join(", ")),
         );
         default
     }
@@ -788,7 +953,10 @@ impl Parser<'_> {
             _ => {
                 self.problem(
                     name,
-                    format!("`{value}` must be a whole number from {min} to {max}"),
+                    format!(
+                        "{} must be a whole number from {min} to {max}",
+                        shown(&value)
+                    ),
                 );
                 default
             }
@@ -803,7 +971,7 @@ impl Parser<'_> {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
             _ => {
-                self.problem(name, format!("`{value}` must be true or false"));
+                self.problem(name, format!("{} must be true or false", shown(&value)));
                 default
             }
         }
@@ -821,7 +989,8 @@ impl Parser<'_> {
                 self.problem(
                     name,
                     format!(
-                        "`{value}` must be a size from {} to {} (for example `4MiB`, `512KiB` or a number of bytes)",
+                        "{} must be a size from {} to {} (for example `4MiB`, `512KiB` or a number of bytes)",
+                        shown(&value),
                         bytesize::ByteSize::b(min).display().iec_short(),
                         bytesize::ByteSize::b(max).display().iec_short()
                     ),
@@ -851,14 +1020,14 @@ impl Parser<'_> {
             Some(_) => {
                 self.problem(
                     name,
-                    format!("`{value}` is out of range: use a duration {range}"),
+                    format!("{} is out of range: use a duration {range}", shown(&value)),
                 );
                 fallback
             }
             None => {
                 self.problem(
                     name,
-                    format!("`{value}` is not a duration: write a whole number and s, m, h or d (90s, 15m, 2h, 7d), {range}"),
+                    format!("{} is not a duration: write a whole number and s, m, h or d (90s, 15m, 2h, 7d), {range}", shown(&value)),
                 );
                 fallback
             }
@@ -870,13 +1039,19 @@ impl Parser<'_> {
         let Some(value) = self.get(name).map(str::to_owned) else {
             return fallback;
         };
+        let shown = shown_url(&value);
         match Url::parse(&value) {
             Ok(url) if url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url)) => {
-                if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+                if url.query().is_some()
+                    || url.fragment().is_some()
+                    || !url.username().is_empty()
+                    || url.password().is_some()
+                    || !plain_host(&url)
+                {
                     self.problem(
                         name,
                         format!(
-                            "`{value}` must be a plain root URL without query, fragment or user"
+                            "{shown} must be a plain root URL: a host name, without query, fragment, user or password"
                         ),
                     );
                 }
@@ -886,16 +1061,125 @@ impl Parser<'_> {
                 self.problem(
                     name,
                     format!(
-                        "`{value}` uses plain http, allowed only for loopback addresses: use https"
+                        "{shown} uses plain http, allowed only for loopback addresses: use https"
                     ),
                 );
                 fallback
             }
             _ => {
-                self.problem(name, format!("`{value}` is not an https URL"));
+                self.problem(name, format!("{shown} is not an https URL"));
                 fallback
             }
         }
+    }
+
+    /// `FUNCTION_TIMEOUT`, by default host.json's `functionTimeout`.
+    fn function_timeout(&mut self) -> Option<Duration> {
+        let fallback = host_function_timeout();
+        let Some(value) = self.get("FUNCTION_TIMEOUT").map(str::to_owned) else {
+            return fallback;
+        };
+        match parse_function_timeout(&value) {
+            Some(Some(timeout)) if timeout >= Duration::from_secs(1) => Some(timeout),
+            Some(None) => None,
+            _ => {
+                self.problem(
+                    "FUNCTION_TIMEOUT",
+                    format!(
+                        "{} is not a timeout: write the Functions host's functionTimeout as a duration \
+                         (10m), as in host.json (00:10:00), or -1 for none",
+                        shown(&value)
+                    ),
+                );
+                fallback
+            }
+        }
+    }
+
+    /// Refuses `QUERY_LAG=0s` and `REPLAY_WINDOW=0s` unless `ACCEPT_LATE_RECORD_LOSS=true`.
+    fn late_records(&mut self, run: &RunConfig) {
+        if run.accept_late_record_loss {
+            return;
+        }
+        const LATENCY: &str = "Microsoft's published latency for audit and sign-in logs is 2 min \
+                               at the 95th percentile and 5 min at the 99th, and MFA details may \
+                               take up to two hours to reach a sign-in";
+        if run.query_lag.is_zero() {
+            self.problem(
+                "QUERY_LAG",
+                format!(
+                    "`0s` asks Graph for records it has not published yet ({LATENCY}): records \
+                     that arrive late are then caught only by REPLAY_WINDOW and lost past it. Use \
+                     a few minutes ({DEFAULT_QUERY_LAG}, the default), or set \
+                     ACCEPT_LATE_RECORD_LOSS=true if losing late records is intended (a simulator \
+                     that publishes at once)"
+                ),
+            );
+        }
+        if run.replay_window.is_zero() {
+            self.problem(
+                "REPLAY_WINDOW",
+                format!(
+                    "`0s` never re-reads before the checkpoint, so every record Graph publishes \
+                     after a run has passed its time is lost ({LATENCY}). Use \
+                     {DEFAULT_REPLAY_WINDOW} (the default), or set ACCEPT_LATE_RECORD_LOSS=true \
+                     if losing late records is intended (a simulator that publishes at once)"
+                ),
+            );
+        }
+    }
+
+    /// Refuses a `RUN_TIME_BUDGET` whose [`longest_run`] does not fit in `FUNCTION_TIMEOUT`.
+    fn run_fits_function_timeout(&mut self, run: &RunConfig) {
+        let Some(timeout) = run.function_timeout else {
+            return;
+        };
+        let already = |v: &str| self.problems.iter().any(|p| p.variable == v);
+        if already("RUN_TIME_BUDGET") || already("FUNCTION_TIMEOUT") {
+            return;
+        }
+        let budget = run.run_time_budget;
+        let total = longest_run(budget);
+        if total <= timeout {
+            return;
+        }
+        // The largest whole-second budget that fits.
+        let mut fits = timeout
+            .saturating_sub(FINAL_WRITES)
+            .as_secs()
+            .saturating_mul(8)
+            / 9;
+        while fits > 0 && longest_run(Duration::from_secs(fits)) > timeout {
+            fits -= 1;
+        }
+        let fix = if fits == 0 {
+            format!(
+                "raise FUNCTION_TIMEOUT above {}",
+                seconds(FINAL_WRITES + Duration::from_secs(1))
+            )
+        } else {
+            format!(
+                "lower RUN_TIME_BUDGET to at most {}",
+                format_duration(Duration::from_secs(fits))
+            )
+        };
+        self.problem(
+            "RUN_TIME_BUDGET/FUNCTION_TIMEOUT",
+            format!(
+                "a run can take RUN_TIME_BUDGET {} + {} of grace for slices in flight (an eighth \
+                 of the budget) + {} of final writes = {}, more than FUNCTION_TIMEOUT {} \
+                 ({}): the Functions host would kill the process mid-run, and the other job's run \
+                 with it. Either {fix}, or raise the host's functionTimeout (host.json, or the app \
+                 setting AzureFunctionsJobHost__functionTimeout; at most 00:10:00 on Consumption) \
+                 and FUNCTION_TIMEOUT with it",
+                format_duration(budget),
+                seconds(grace(budget)),
+                seconds(FINAL_WRITES),
+                seconds(total),
+                format_duration(timeout),
+                seconds(timeout),
+            ),
+        );
     }
 
     fn auth(&mut self, cloud: Cloud) -> AuthConfig {
@@ -904,6 +1188,11 @@ impl Parser<'_> {
             .get("AZURE_CLIENT_SECRET")
             .map(|s| SecretString::from(s.to_owned()));
         let federated_token_file = self.get("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
+        self.secret_shapes(
+            client_id.as_deref(),
+            client_secret.as_ref().map(expose),
+            federated_token_file.as_deref(),
+        );
         let authority_host = self.endpoint("AZURE_AUTHORITY_HOST", cloud.authority_host());
         if authority_host.scheme() != "https" {
             self.problem(
@@ -937,7 +1226,7 @@ impl Parser<'_> {
             Some(other) => {
                 self.problem(
                     "AUTH_MODE",
-                    format!("`{other}` is not one of: auto, managed_identity, client_secret, workload_identity, azure_cli"),
+                    format!("{} is not one of: auto, managed_identity, client_secret, workload_identity, azure_cli", shown(other)),
                 );
                 None
             }
@@ -982,6 +1271,56 @@ impl Parser<'_> {
         }
     }
 
+    /// Catches a secret in the wrong place or pasted badly, without ever showing it: a client id
+    /// is a GUID (or a name of letters, digits, `-`, `_`, `.`), a client secret is one line, and
+    /// the federated token file is a path, not the token.
+    fn secret_shapes(
+        &mut self,
+        client_id: Option<&str>,
+        client_secret: Option<&str>,
+        federated_token_file: Option<&std::path::Path>,
+    ) {
+        if let Some(id) = client_id
+            && !(id.len() <= 64
+                && !looks_like_token(id)
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+        {
+            self.problem(
+                "AZURE_CLIENT_ID",
+                format!(
+                    "{NOT_SHOWN} is not a client id: set the application (client) id, a GUID; \
+                     the secret goes in AZURE_CLIENT_SECRET"
+                ),
+            );
+        }
+        if let Some(secret) = client_secret
+            && secret.chars().any(char::is_control)
+        {
+            self.problem(
+                "AZURE_CLIENT_SECRET",
+                "contains a line break or another control character, which a client secret never \
+                 has (the value is not shown): copy the secret's value again, on one line",
+            );
+        }
+        if let Some(path) = federated_token_file {
+            let text = path.to_string_lossy();
+            let path_like = text.chars().all(|c| {
+                c.is_alphanumeric() || matches!(c, '/' | '\\' | '.' | '-' | '_' | ':' | ' ')
+            });
+            if looks_like_token(&text) || !path_like {
+                self.problem(
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    format!(
+                        "{NOT_SHOWN} is not a file path: set the path of the file that holds the \
+                         federated token, not the token"
+                    ),
+                );
+            }
+        }
+    }
+
     fn storage_target(&mut self, cloud: Cloud) -> StorageTarget {
         let url = self.get("STORAGE_ACCOUNT_URL").map(str::to_owned);
         let connection = self.get("STORAGE_CONNECTION_STRING").map(str::to_owned);
@@ -997,37 +1336,47 @@ impl Parser<'_> {
                 );
                 StorageTarget::ConnectionString(SecretString::from(String::new()))
             }
-            (Some(value), None) => match Url::parse(&value) {
-                Ok(url)
-                    if url.scheme() == "https" && url.host().is_some() && url.query().is_none() =>
-                {
-                    StorageTarget::AccountUrl(url)
+            (Some(value), None) => {
+                let shown = shown_url(&value);
+                match Url::parse(&value) {
+                    Ok(url)
+                        if url.scheme() == "https"
+                            && plain_host(&url)
+                            && url.query().is_none()
+                            && url.fragment().is_none()
+                            && url.username().is_empty()
+                            && url.password().is_none() =>
+                    {
+                        StorageTarget::AccountUrl(url)
+                    }
+                    Ok(url) if url.scheme() == "http" => {
+                        self.problem(
+                            "STORAGE_ACCOUNT_URL",
+                            format!(
+                                "{shown} uses plain http: token auth needs https{}",
+                                if is_loopback(&url) {
+                                    "; for Azurite over http use STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                        StorageTarget::AccountUrl(url)
+                    }
+                    _ => {
+                        self.problem(
+                            "STORAGE_ACCOUNT_URL",
+                            format!(
+                                "{shown} is not an account URL such as https://<account>.blob.{} \
+                                 (no user or password, no query string or SAS: the managed identity \
+                                 or AUTH_MODE credential signs in)",
+                                cloud.storage_suffix()
+                            ),
+                        );
+                        StorageTarget::ConnectionString(SecretString::from(String::new()))
+                    }
                 }
-                Ok(url) if url.scheme() == "http" => {
-                    self.problem(
-                        "STORAGE_ACCOUNT_URL",
-                        format!(
-                            "`{value}` uses plain http: token auth needs https{}",
-                            if is_loopback(&url) {
-                                "; for Azurite over http use STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true"
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
-                    StorageTarget::AccountUrl(url)
-                }
-                _ => {
-                    self.problem(
-                        "STORAGE_ACCOUNT_URL",
-                        format!(
-                            "`{value}` is not an account URL such as https://<account>.blob.{} (no query string, no SAS)",
-                            cloud.storage_suffix()
-                        ),
-                    );
-                    StorageTarget::ConnectionString(SecretString::from(String::new()))
-                }
-            },
+            }
             (None, Some(value)) => {
                 if let Err(message) = crate::storage::connection::check_connection_string(&value) {
                     self.problem("STORAGE_CONNECTION_STRING", message);
@@ -1042,7 +1391,7 @@ impl Parser<'_> {
         if let Some(rule) = container_name_problem(&value) {
             self.problem(
                 name,
-                format!("`{value}` is not a valid container name: it {rule}"),
+                format!("{} is not a valid container name: it {rule}", shown(&value)),
             );
         }
         value
@@ -1053,8 +1402,8 @@ impl Parser<'_> {
         for job in jobs {
             if let Some((_, other)) = seen.iter().find(|(c, _)| *c == job.container) {
                 let message = format!(
-                    "`{}` is also used by {other}: every job needs a container of its own",
-                    job.container
+                    "{} is also used by {other}: every job needs a container of its own",
+                    shown(&job.container)
                 );
                 self.problem(job.spec.container_variable, message);
             }
@@ -1065,7 +1414,8 @@ impl Parser<'_> {
     fn existing_file(&mut self, name: &str) -> Option<PathBuf> {
         let path = PathBuf::from(self.get(name)?);
         if !path.is_file() {
-            self.problem(name, format!("`{}` is not a readable file", path.display()));
+            let shown = shown(&path.to_string_lossy());
+            self.problem(name, format!("{shown} is not a readable file"));
         }
         Some(path)
     }
@@ -1130,9 +1480,11 @@ mod tests {
         assert_eq!(config.graph.max_requests_per_10s, 5);
         assert_eq!(config.graph.page_size, 1000);
         assert_eq!(config.run.initial_lookback, Duration::from_secs(7 * 86_400));
-        assert_eq!(config.run.query_lag, Duration::from_secs(120));
-        assert_eq!(config.run.replay_window, Duration::from_secs(3600));
+        assert_eq!(config.run.query_lag, Duration::from_secs(300));
+        assert_eq!(config.run.replay_window, Duration::from_secs(7200));
+        assert!(!config.run.accept_late_record_loss);
         assert_eq!(config.run.run_time_budget, Duration::from_secs(480));
+        assert_eq!(config.run.function_timeout, Some(Duration::from_secs(600)));
         assert!(!config.run.republish_updates);
         assert_eq!(config.job(JobKind::Audit).container, "logs-audit");
         assert_eq!(config.job(JobKind::SignIn).container, "logs-signin");
@@ -1180,8 +1532,28 @@ mod tests {
             ("INITIAL_LOOKBACK", "31d"),
             ("INITIAL_LOOKBACK", "7 days"),
             ("QUERY_LAG", "-2m"),
+            ("QUERY_LAG", "0s"),
             ("REPLAY_WINDOW", "1w"),
+            ("REPLAY_WINDOW", "0s"),
+            ("ACCEPT_LATE_RECORD_LOSS", "maybe"),
             ("RUN_TIME_BUDGET", "0s"),
+            ("RUN_TIME_BUDGET", "10m"),
+            ("FUNCTION_TIMEOUT", "5m"),
+            ("FUNCTION_TIMEOUT", "00:61:00"),
+            ("FUNCTION_TIMEOUT", "0s"),
+            ("FUNCTION_TIMEOUT", "soon"),
+            ("AZURE_CLIENT_ID", "Abc8Q~not-an-id"),
+            ("AZURE_CLIENT_SECRET", "two\nlines"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "eyJhbGciOi.eyJzdWIiOi.c2ln"),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://user:pw@logs.blob.core.windows.net",
+            ),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://logs.blob.core.windows.net/#sig=y",
+            ),
+            ("GRAPH_ENDPOINT", "https://:pw@graph.example.com"),
             ("SLICE_WIDTH", "2d"),
             ("GRAPH_MAX_REQUESTS_PER_10S", "0"),
             ("GRAPH_PAGE_SIZE", "1001"),
@@ -1389,6 +1761,14 @@ mod tests {
             ("REPLAY_WINDOW", "90s"),
             ("AZURE_CLOUD", "AzurePublic"),
         ]);
+        reads_back(&[
+            ("QUERY_LAG", "0s"),
+            ("REPLAY_WINDOW", "0s"),
+            ("ACCEPT_LATE_RECORD_LOSS", "true"),
+            ("RUN_TIME_BUDGET", "2h"),
+            ("FUNCTION_TIMEOUT", "-1"),
+        ]);
+        reads_back(&[("RUN_TIME_BUDGET", "20m"), ("FUNCTION_TIMEOUT", "00:30:00")]);
         reads_back(&[("GRAPH_PAGE_BUFFER", "300KiB"), ("LOG_FORMAT", "pretty")]);
         reads_back(&[("GRAPH_PAGE_BUFFER", "1000000")]);
         reads_back(&[
@@ -1443,6 +1823,24 @@ mod tests {
             "https://logs.blob.core.windows.net/"
         );
         assert_eq!(redact_url("not a url sig=abc"), "[REDACTED]");
+        // Parses as the scheme `user` with no host: nothing of it is shown.
+        assert_eq!(redact_url("user:pa55@proxy.example"), "[REDACTED]");
+        assert_eq!(
+            redact_url("https://:pa55@proxy.example/"),
+            "https://[REDACTED]@proxy.example/"
+        );
+        assert_eq!(
+            shown_url("https://user:pa55@proxy.example/?sig=x"),
+            "`https://[REDACTED]@proxy.example/?[REDACTED]`"
+        );
+        // A host that the URL parser accepts but that carries `=`: hidden whole.
+        assert_eq!(shown_url("https://proxy.example;sig=x/"), NOT_SHOWN);
+        assert_eq!(shown_url("graph.microsoft.us"), "`graph.microsoft.us`");
+        assert_eq!(shown("AzureMoon"), "`AzureMoon`");
+        assert_eq!(shown("7 days"), "`7 days`");
+        for secret_like in ["a;AccountKey=k", "Abc8Q~x", "two\nlines", &"x".repeat(65)] {
+            assert_eq!(shown(secret_like), NOT_SHOWN, "{secret_like:?}");
+        }
         assert_eq!(format_size(4 << 20), "4MiB");
         assert_eq!(parse_size(&format_size(300 << 10)), Some(300 << 10));
         assert_eq!(parse_size(&format_size(1_000_001)), Some(1_000_001));
@@ -1463,5 +1861,355 @@ mod tests {
         .unwrap();
         assert!(!format!("{config:?}").contains("c2VjcmV0a2V5"));
         assert!(!format!("{:?}", config.describe()).contains("c2VjcmV0a2V5"));
+    }
+
+    /// Values that carry the marker the way secrets reach the wrong place: a SAS, an account
+    /// key, URL user information, a client secret, a second line, a connection string with
+    /// the wrong separator.
+    const MARKED: &[&str] = &[
+        "https://logs.blob.core.windows.net/?sv=2024-08-04&sig=MARKER%3D",
+        "https://logs.blob.core.windows.net/#sig=MARKER",
+        "https://user:MARKER@logs.blob.core.windows.net/",
+        "https://:MARKER@graph.example.com",
+        "http://user:MARKER@10.0.0.1:8080",
+        "http://user:MARKER@127.0.0.1:8080/?sig=MARKER",
+        "ftp://user:MARKER@graph.example.com",
+        "user:MARKER@graph.example.com",
+        "https://graph.example.com;sig=MARKER/",
+        "DefaultEndpointsProtocol=https;AccountName=logs;AccountKey=MARKER",
+        "AccountName=logs,AccountKey=MARKER==",
+        "AccountName=logs;AccountKey=TUFSS0VS;BlobEndpoint=https://logs.blob.core.windows.net/?sv=1&sig=MARKER",
+        "AccountName=logs;AccountKey=TUFSS0VS;BlobEndpoint=https://user:MARKER@logs.blob.core.windows.net",
+        "AccountName=logs;AccountKey=TUFSS0VS;BlobEndpoint=http://user:MARKER@logs.example",
+        "AccountName=logs;AccountKey=TUFSS0VS;BlobEndpoint=MARKER@logs",
+        "AccountName=logs;AccountKey=TUFSS0VS;EndpointSuffix=core.windows.net/?sig=MARKER",
+        "UseDevelopmentStorage=true;BlobEndpoint=http://user:MARKER@127.0.0.1:10000/devstoreaccount1",
+        "UseDevelopmentStorage=true,AccountKey=MARKER",
+        "SharedAccessSignature=sv=2024&sig=MARKER",
+        "Abc8Q~MARKER.value_of_a_client_secret",
+        "MARKER\nMARKER",
+        "first line\nMARKER",
+        "2m\nsig=MARKER",
+        "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSIsInN1YiI6Ik1BUktFUiJ9.MARKER",
+        "x;sig=MARKER",
+    ];
+
+    /// Everything a configuration error or a configuration can be shown as.
+    fn every_rendering(result: &Result<Config, ConfigError>) -> String {
+        match result {
+            Ok(config) => format!("{config:?}\n{:?}", config.describe()),
+            Err(error) => format!("{error}\n{error:?}"),
+        }
+    }
+
+    #[test]
+    fn no_variable_echoes_a_secret_in_problems_debug_or_describe() {
+        let names: Vec<String> = with(&[])
+            .unwrap()
+            .describe()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(names.contains(&"STORAGE_CONNECTION_STRING".to_owned()));
+        for name in &names {
+            for value in MARKED {
+                let mut vars = minimal();
+                vars.retain(|(n, _)| n != name);
+                if name == "STORAGE_CONNECTION_STRING" {
+                    // Exactly one storage target: the connection string is parsed only alone.
+                    vars.retain(|(n, _)| *n != "STORAGE_ACCOUNT_URL");
+                }
+                let mut vars: Vec<(String, String)> = vars
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect();
+                vars.push((name.clone(), (*value).to_owned()));
+                let result = Config::from_vars(vars);
+                let text = every_rendering(&result);
+                assert!(
+                    !text.to_ascii_lowercase().contains("marker"),
+                    "{name}={value:?} shows its value:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn secret_carrying_values_fail_with_a_redacted_problem() {
+        // (variable, value, the problem's variable, what the message shows instead)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://logs.blob.core.windows.net/?sv=2024&sig=MARKER",
+                "STORAGE_ACCOUNT_URL",
+                "`https://logs.blob.core.windows.net/?[REDACTED]` is not an account URL",
+            ),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "https://user:MARKER@logs.blob.core.windows.net",
+                "STORAGE_ACCOUNT_URL",
+                "`https://[REDACTED]@logs.blob.core.windows.net/`",
+            ),
+            (
+                "STORAGE_ACCOUNT_URL",
+                "http://user:MARKER@logs.blob.core.windows.net/?sig=MARKER",
+                "STORAGE_ACCOUNT_URL",
+                "`http://[REDACTED]@logs.blob.core.windows.net/?[REDACTED]` uses plain http",
+            ),
+            (
+                "GRAPH_ENDPOINT",
+                "https://user:MARKER@graph.example.com",
+                "GRAPH_ENDPOINT",
+                "`https://[REDACTED]@graph.example.com/` must be a plain root URL",
+            ),
+            (
+                "GRAPH_ENDPOINT",
+                "https://:MARKER@graph.example.com",
+                "GRAPH_ENDPOINT",
+                "without query, fragment, user or password",
+            ),
+            (
+                "AZURE_AUTHORITY_HOST",
+                "https://login.example.com/?client_secret=MARKER",
+                "AZURE_AUTHORITY_HOST",
+                "`https://login.example.com/?[REDACTED]`",
+            ),
+            (
+                "AZURE_AUTHORITY_HOST",
+                "user:MARKER@login.example.com",
+                "AZURE_AUTHORITY_HOST",
+                "(value not shown: it may hold a secret) is not an https URL",
+            ),
+            (
+                "AZURE_CLIENT_SECRET",
+                "MARKER\nMARKER",
+                "AZURE_CLIENT_SECRET",
+                "contains a line break",
+            ),
+            (
+                "AZURE_CLIENT_ID",
+                "Abc8Q~MARKER",
+                "AZURE_CLIENT_ID",
+                "(value not shown: it may hold a secret) is not a client id",
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "eyJhbGciOiJSUzI1NiJ9.eyJNQVJLRVIiOjF9.MARKER",
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "not the token",
+            ),
+            (
+                "AZURE_TENANT_ID",
+                "Abc8Q~MARKER",
+                "AZURE_TENANT_ID",
+                "(value not shown: it may hold a secret) is neither a GUID",
+            ),
+            (
+                "QUERY_LAG",
+                "2m\nsig=MARKER",
+                "QUERY_LAG",
+                "(value not shown: it may hold a secret) is not a duration",
+            ),
+        ];
+        for (name, value, variable, shows) in cases {
+            let result = with(&[(name, value)]);
+            let text = every_rendering(&result);
+            assert!(!text.contains("MARKER"), "{name}={value:?}: {text}");
+            let problems = result.unwrap_err().problems;
+            let problem = problems
+                .iter()
+                .find(|p| p.variable == *variable)
+                .unwrap_or_else(|| panic!("{name}={value:?}: {problems:?}"));
+            assert!(
+                problem.message.contains(shows),
+                "{name}={value:?}: {problem:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_string_problems_never_echo_the_secret() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "AccountName=logs;AccountKey=TUFSS0VS;BlobEndpoint=https://logs.blob.core.windows.net/?sv=1&sig=MARKER",
+                "BlobEndpoint `https://logs.blob.core.windows.net/?[REDACTED]` must be a plain service URL",
+            ),
+            (
+                "AccountName=logs;AccountKey=TUFSS0VS;BlobEndpoint=https://user:MARKER@logs.blob.core.windows.net",
+                "BlobEndpoint `https://[REDACTED]@logs.blob.core.windows.net/` must be a plain service URL",
+            ),
+            (
+                "UseDevelopmentStorage=true;BlobEndpoint=http://user:MARKER@127.0.0.1:10000/devstoreaccount1",
+                "without user, password, query or fragment",
+            ),
+            (
+                "AccountName=logs;AccountKey=MARKER!",
+                "AccountKey for account `logs` is not valid base64",
+            ),
+            (
+                "AccountName=logs,AccountKey=MARKER==",
+                "AccountName (value not shown: it may hold a secret) is not a storage account name",
+            ),
+            (
+                "UseDevelopmentStorage=true,AccountKey=MARKER",
+                "UseDevelopmentStorage=(value not shown: it may hold a secret) is not supported",
+            ),
+            (
+                "SharedAccessSignature=sv=2024&sig=MARKER",
+                "SharedAccessSignature connection strings are not supported",
+            ),
+        ];
+        for (value, shows) in cases {
+            let result = with(&[
+                ("STORAGE_ACCOUNT_URL", ""),
+                ("STORAGE_CONNECTION_STRING", value),
+            ]);
+            let text = every_rendering(&result);
+            assert!(!text.contains("MARKER"), "{value}: {text}");
+            assert!(text.contains(shows), "{value}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_client_secret_is_never_shown_even_when_accepted() {
+        for secret in ["MARKER", "Abc8Q~MARKER_x.y-z", "MARKER==", " MARKER \n"] {
+            let result = with(&[("AZURE_CLIENT_SECRET", secret)]);
+            let text = every_rendering(&result);
+            assert!(result.is_ok(), "{secret:?}: {text}");
+            assert!(!text.contains("MARKER"), "{secret:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn function_timeout_defaults_to_host_json() {
+        let host: serde_json::Value = serde_json::from_str(HOST_JSON).unwrap();
+        let written = host["functionTimeout"].as_str().unwrap();
+        assert_eq!(
+            parse_function_timeout(written),
+            Some(host_function_timeout()),
+            "{written}"
+        );
+        assert_eq!(host_function_timeout(), Some(Duration::from_secs(600)));
+        assert_eq!(
+            with(&[]).unwrap().run.function_timeout,
+            host_function_timeout()
+        );
+        // The default budget fits the default timeout.
+        assert!(longest_run(parse_duration("8m").unwrap()) <= Duration::from_secs(600));
+    }
+
+    #[test]
+    fn function_timeouts_parse_in_the_hosts_forms() {
+        let some = |s: u64| Some(Some(Duration::from_secs(s)));
+        assert_eq!(parse_function_timeout("00:10:00"), some(600));
+        assert_eq!(parse_function_timeout("0:05:30"), some(330));
+        assert_eq!(parse_function_timeout("1.02:00:00"), some(93_600));
+        assert_eq!(parse_function_timeout("10m"), some(600));
+        assert_eq!(parse_function_timeout("-1"), Some(None));
+        for bad in [
+            "",
+            "10",
+            "10:00",
+            "00:60:00",
+            "24:00:00",
+            "00:10:00.5",
+            "x.00:10:00",
+            "soon",
+        ] {
+            assert_eq!(parse_function_timeout(bad), None, "{bad}");
+        }
+        let config = with(&[("FUNCTION_TIMEOUT", "00:30:00"), ("RUN_TIME_BUDGET", "20m")]).unwrap();
+        assert_eq!(config.run.function_timeout, Some(Duration::from_secs(1800)));
+        let config = with(&[("FUNCTION_TIMEOUT", "-1"), ("RUN_TIME_BUDGET", "6h")]).unwrap();
+        assert_eq!(config.run.function_timeout, None);
+        assert!(
+            config
+                .describe()
+                .contains(&("FUNCTION_TIMEOUT".into(), "-1".into()))
+        );
+    }
+
+    #[test]
+    fn grace_and_final_writes_are_the_documented_numbers() {
+        assert_eq!(grace(Duration::from_secs(480)), Duration::from_secs(60));
+        assert_eq!(FINAL_WRITES, Duration::from_secs(30));
+        assert_eq!(
+            longest_run(Duration::from_secs(480)),
+            Duration::from_secs(570)
+        );
+        assert_eq!(seconds(grace(Duration::from_secs(540))), "67.5s");
+        assert_eq!(seconds(Duration::from_secs(600)), "600s");
+    }
+
+    #[test]
+    fn a_budget_that_cannot_finish_before_the_host_timeout_is_refused() {
+        // 9m + 67.5s + 30s = 637.5s > 600s.
+        let error = with(&[("RUN_TIME_BUDGET", "9m")]).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        let problem = &error.problems[0];
+        assert_eq!(problem.variable, "RUN_TIME_BUDGET/FUNCTION_TIMEOUT");
+        for part in [
+            "RUN_TIME_BUDGET 9m",
+            "67.5s of grace",
+            "30s of final writes",
+            "= 637.5s",
+            "FUNCTION_TIMEOUT 10m (600s)",
+            "lower RUN_TIME_BUDGET to at most 506s",
+            "AzureFunctionsJobHost__functionTimeout",
+        ] {
+            assert!(
+                problem.message.contains(part),
+                "{part}: {}",
+                problem.message
+            );
+        }
+        // 506 s is the largest budget that fits ten minutes; the fix it gives is right.
+        assert!(longest_run(Duration::from_secs(506)) <= Duration::from_secs(600));
+        assert!(longest_run(Duration::from_secs(507)) > Duration::from_secs(600));
+        assert!(with(&[("RUN_TIME_BUDGET", "506s")]).is_ok());
+        assert!(with(&[("RUN_TIME_BUDGET", "507s")]).is_err());
+        // A larger host timeout takes a larger budget; none takes any.
+        assert!(with(&[("RUN_TIME_BUDGET", "9m"), ("FUNCTION_TIMEOUT", "11m")]).is_ok());
+        assert!(with(&[("RUN_TIME_BUDGET", "1d"), ("FUNCTION_TIMEOUT", "-1")]).is_ok());
+        // A timeout shorter than the final writes has no budget to offer.
+        let error = with(&[("RUN_TIME_BUDGET", "1s"), ("FUNCTION_TIMEOUT", "20s")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("raise FUNCTION_TIMEOUT above 31s"),
+            "{error}"
+        );
+        // An unreadable value is one problem, not two.
+        let variables = problem_variables(with(&[
+            ("RUN_TIME_BUDGET", "1h"),
+            ("FUNCTION_TIMEOUT", "later"),
+        ]));
+        assert_eq!(variables, vec!["FUNCTION_TIMEOUT"]);
+    }
+
+    #[test]
+    fn zero_lag_or_replay_needs_the_explicit_override() {
+        for name in ["QUERY_LAG", "REPLAY_WINDOW"] {
+            let error = with(&[(name, "0s")]).unwrap_err();
+            assert_eq!(problem_variables(Err(error.clone())), vec![name]);
+            let text = error.to_string();
+            for part in ["lost", "ACCEPT_LATE_RECORD_LOSS=true", "5 min at the 99th"] {
+                assert!(text.contains(part), "{part}: {text}");
+            }
+            let config = with(&[(name, "0s"), ("ACCEPT_LATE_RECORD_LOSS", "true")]).unwrap();
+            assert!(config.run.accept_late_record_loss);
+        }
+        let both = problem_variables(with(&[("QUERY_LAG", "0s"), ("REPLAY_WINDOW", "0s")]));
+        assert_eq!(both, vec!["QUERY_LAG", "REPLAY_WINDOW"]);
+        let config = with(&[
+            ("QUERY_LAG", "0s"),
+            ("REPLAY_WINDOW", "0s"),
+            ("ACCEPT_LATE_RECORD_LOSS", "true"),
+        ])
+        .unwrap();
+        assert!(config.run.query_lag.is_zero() && config.run.replay_window.is_zero());
+        // The override changes nothing else, and non-zero values need none.
+        assert!(with(&[("QUERY_LAG", "1s"), ("REPLAY_WINDOW", "1s")]).is_ok());
+        assert!(with(&[("ACCEPT_LATE_RECORD_LOSS", "true")]).is_ok());
     }
 }

@@ -8,7 +8,7 @@
 use secrecy::SecretString;
 use url::Url;
 
-use crate::config::is_loopback;
+use crate::config::{is_loopback, plain_host, shown, shown_url};
 
 /// Azurite's well-known development account (published in the Azurite README).
 pub const DEVELOPMENT_ACCOUNT: &str = "devstoreaccount1";
@@ -70,7 +70,8 @@ impl ConnectionString {
                 "usedevelopmentstorage" => {
                     if !val.eq_ignore_ascii_case("true") {
                         return Err(format!(
-                            "UseDevelopmentStorage=`{val}` is not supported: only `true`"
+                            "UseDevelopmentStorage={} is not supported: only `true`",
+                            shown(val)
                         ));
                     }
                     development = true;
@@ -92,8 +93,9 @@ impl ConnectionString {
                 | "developmentstorageproxyuri" => {}
                 other => {
                     return Err(format!(
-                        "unknown key `{other}`: expected AccountName, AccountKey, BlobEndpoint, \
-                         DefaultEndpointsProtocol, EndpointSuffix or UseDevelopmentStorage"
+                        "unknown key {}: expected AccountName, AccountKey, BlobEndpoint, \
+                         DefaultEndpointsProtocol, EndpointSuffix or UseDevelopmentStorage",
+                        shown(other)
                     ));
                 }
             }
@@ -123,7 +125,8 @@ impl ConnectionString {
             || !(3..=24).contains(&account_name.len())
         {
             return Err(format!(
-                "AccountName `{account_name}` is not a storage account name (3 to 24 lowercase letters and digits)"
+                "AccountName {} is not a storage account name (3 to 24 lowercase letters and digits)",
+                shown(&account_name)
             ));
         }
         let account_key = account_key.filter(|k| !k.is_empty()).ok_or_else(|| {
@@ -140,7 +143,8 @@ impl ConnectionString {
                 let protocol = protocol.unwrap_or_else(|| "https".to_owned());
                 if protocol != "https" && protocol != "http" {
                     return Err(format!(
-                        "DefaultEndpointsProtocol `{protocol}` is not http or https"
+                        "DefaultEndpointsProtocol {} is not http or https",
+                        shown(&protocol)
                     ));
                 }
                 let suffix = suffix.unwrap_or_else(|| "core.windows.net".to_owned());
@@ -189,24 +193,29 @@ pub fn normalize_endpoint(mut url: Url) -> Url {
 }
 
 fn parse_endpoint(value: &str) -> Result<Url, String> {
+    // Never the raw value: it may carry a SAS or a password.
+    let shown = shown_url(value);
     let url = Url::parse(value).map_err(|_| {
-        format!(
-            "BlobEndpoint `{value}` is not a URL such as https://<account>.blob.core.windows.net"
-        )
+        format!("BlobEndpoint {shown} is not a URL such as https://<account>.blob.core.windows.net")
     })?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => {
             return Err(format!(
-                "BlobEndpoint `{value}` uses plain http, allowed only for loopback addresses: use https"
+                "BlobEndpoint {shown} uses plain http, allowed only for loopback addresses: use https"
             ));
         }
-        _ => return Err(format!("BlobEndpoint `{value}` is not an http(s) URL")),
+        _ => return Err(format!("BlobEndpoint {shown} is not an http(s) URL")),
     }
-    if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+    if !plain_host(&url)
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(format!(
-            "BlobEndpoint `{value}` must be a plain service URL without query or fragment"
+            "BlobEndpoint {shown} must be a plain service URL without user, password, query or fragment"
         ));
     }
     Ok(normalize_endpoint(url))

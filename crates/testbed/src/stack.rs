@@ -110,6 +110,9 @@ impl Stack {
             ("AUDIT_CONTAINER", format!("{prefix}-audit")),
             ("SIGNIN_CONTAINER", format!("{prefix}-signin")),
             ("STATE_CONTAINER", format!("{prefix}-state")),
+            // The simulator publishes at once (late arrivals are explicit in its config), so the
+            // tests, the demo and the benchmarks run with QUERY_LAG=0s, and some REPLAY_WINDOW=0s.
+            ("ACCEPT_LATE_RECORD_LOSS", "true".into()),
             ("RUST_LOG", "info".into()),
         ]
         .into_iter()

@@ -217,6 +217,80 @@ async fn config_check_redacts_secrets_and_fails_on_problems() {
         "{stderr}"
     );
     assert!(!stdout.contains(secret) && !stderr.contains(secret) && !stderr.contains(key));
+
+    // Values that carry a secret where it does not belong: each is a problem, none is echoed.
+    let marked = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env = env.clone();
+        for (name, value) in pairs {
+            env.retain(|(k, _)| k != name);
+            env.push(((*name).to_owned(), (*value).to_owned()));
+        }
+        env
+    };
+    let runs = [
+        (
+            marked(&[
+                ("AZURE_CLIENT_SECRET", "MARKER-secret\nMARKER-second-line"),
+                ("AZURE_CLIENT_ID", "Abc8Q~MARKER-client-secret"),
+                ("GRAPH_ENDPOINT", "https://user:MARKER-pw@graph.example.com"),
+                (
+                    "AZURE_AUTHORITY_HOST",
+                    "https://login.example.com/?client_secret=MARKER",
+                ),
+                (
+                    "STORAGE_CONNECTION_STRING",
+                    &format!(
+                        "AccountName=logs;AccountKey={key};BlobEndpoint=https://logs.blob.core.usgovcloudapi.net/?sv=2024-08-04&sig=MARKER%3D"
+                    ),
+                ),
+                ("QUERY_LAG", "0s"),
+                ("RUN_TIME_BUDGET", "9m"),
+            ]),
+            &[
+                "AZURE_CLIENT_SECRET",
+                "AZURE_CLIENT_ID",
+                "GRAPH_ENDPOINT: `https://[REDACTED]@graph.example.com/`",
+                "AZURE_AUTHORITY_HOST: `https://login.example.com/?[REDACTED]`",
+                "STORAGE_CONNECTION_STRING: BlobEndpoint `https://logs.blob.core.usgovcloudapi.net/?[REDACTED]`",
+                "QUERY_LAG",
+                "ACCEPT_LATE_RECORD_LOSS=true",
+                "RUN_TIME_BUDGET/FUNCTION_TIMEOUT",
+            ][..],
+        ),
+        (
+            marked(&[
+                ("STORAGE_CONNECTION_STRING", ""),
+                (
+                    "STORAGE_ACCOUNT_URL",
+                    "https://user:MARKER@logs.blob.core.usgovcloudapi.net/?sv=2024-08-04&sig=MARKER%3D",
+                ),
+                (
+                    "AZURE_TENANT_ID",
+                    "contoso.onmicrosoft.us;AccountKey=MARKER==",
+                ),
+                ("REPLAY_WINDOW", "2h\nsig=MARKER"),
+            ]),
+            &[
+                "STORAGE_ACCOUNT_URL: `https://[REDACTED]@logs.blob.core.usgovcloudapi.net/?[REDACTED]`",
+                "AZURE_TENANT_ID: (value not shown",
+                "REPLAY_WINDOW: (value not shown",
+            ][..],
+        ),
+    ];
+    for (env, expected) in runs {
+        let output = entra_export(&env, &["config", "check"]).await;
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        for part in expected {
+            assert!(stderr.contains(part), "{part}: {stderr}");
+        }
+        for printed in [&stdout, &stderr] {
+            assert!(
+                !printed.to_ascii_lowercase().contains("marker") && !printed.contains(key),
+                "a secret was printed: {printed}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -21,9 +21,14 @@ pub struct Common {
 }
 
 impl Common {
-    /// `env` followed by the extra variables (which win).
+    /// `env` followed by the extra variables (which win). No Functions host runs the scenarios'
+    /// `serve` and they give a run hours (`RUN_TIME_BUDGET`), so `FUNCTION_TIMEOUT` is a day
+    /// unless the scenario sets it.
     pub fn env(&self, env: Vec<(String, String)>) -> Vec<(String, String)> {
         let mut env = env;
+        if !env.iter().any(|(k, _)| k == "FUNCTION_TIMEOUT") {
+            env.push(("FUNCTION_TIMEOUT".to_owned(), "1d".to_owned()));
+        }
         for (name, value) in &self.service_env {
             env.retain(|(k, _)| k != name);
             env.push((name.clone(), value.clone()));
