@@ -1,6 +1,7 @@
 //! Building the SDK's `BlobServiceClient` from the configuration: the shared HTTP client as
 //! transport, a retry policy short enough that a dead endpoint is reported in seconds, a
-//! per-try timeout, and either a token credential or the self-signed account SAS.
+//! per-try timeout, and either a token credential or the self-signed account SAS; and the
+//! [`Timeouts`] that bound every operation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +25,53 @@ pub const MAX_RETRIES: u32 = 4;
 /// reported in about 5 s, an unanswered one (the shared client's 5 s connect timeout) in
 /// about 16 s; never minutes of silent retries.
 pub const MAX_RETRY_ELAPSED: Duration = Duration::from_secs(8);
-/// One try (until the response headers) gives up after this.
-pub const TRY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Deadlines of storage operations, so that a stalled connection or response body never
+/// hangs a run (which may hold the run lock meanwhile). Expiry is [`Error::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// One try of one request, until its response headers; the SDK retries a try that
+    /// times out (within [`MAX_RETRIES`] and [`MAX_RETRY_ELAPSED`]).
+    pub per_try: Duration,
+    /// A whole small operation, the SDK's retries included: container create and properties,
+    /// metadata, lease operations, one page of a listing, the response headers of a download.
+    pub operation: Duration,
+    /// The body of a download, after its headers: this plus [`Timeouts::per_mib`] for each
+    /// started MiB.
+    pub body: Duration,
+    /// Added per started MiB of a body, downloaded or uploaded. An upload (retries included)
+    /// gets [`Timeouts::operation`] plus this per MiB.
+    pub per_mib: Duration,
+}
+
+impl Default for Timeouts {
+    /// 30 s per try, 60 s per small operation, 30 s + 1 s per MiB for a body.
+    fn default() -> Timeouts {
+        Timeouts {
+            per_try: Duration::from_secs(30),
+            operation: Duration::from_secs(60),
+            body: Duration::from_secs(30),
+            per_mib: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Timeouts {
+    fn scaled(&self, base: Duration, bytes: u64) -> Duration {
+        let mib = bytes.div_ceil(1024 * 1024);
+        base + self.per_mib * u32::try_from(mib).unwrap_or(u32::MAX)
+    }
+
+    /// The deadline of a download's body of `bytes` bytes, once its headers arrived.
+    pub fn download_body(&self, bytes: u64) -> Duration {
+        self.scaled(self.body, bytes)
+    }
+
+    /// The deadline of an upload of `bytes` bytes, retries included.
+    pub fn upload(&self, bytes: u64) -> Duration {
+        self.scaled(self.operation, bytes)
+    }
+}
 
 /// What the client authenticates with, for error hints.
 pub(crate) struct Built {
@@ -41,6 +87,7 @@ pub(crate) fn build(
     config: &StorageConfig,
     credential: Option<Arc<dyn TokenCredential>>,
     http: reqwest::Client,
+    timeouts: &Timeouts,
 ) -> Result<Built, Error> {
     let mut client_options = ClientOptions {
         transport: Some(Transport::new(Arc::new(http))),
@@ -55,7 +102,7 @@ pub(crate) fn build(
     };
     client_options
         .per_try_policies
-        .push(Arc::new(TryTimeoutPolicy(TRY_TIMEOUT)));
+        .push(Arc::new(TryTimeoutPolicy(timeouts.per_try)));
 
     let (account, url, credential, auth_hint) = match &config.target {
         StorageTarget::AccountUrl(url) => {
@@ -133,7 +180,7 @@ impl Policy for TryTimeoutPolicy {
             Ok(result) => result,
             Err(_) => Err(azure_core::Error::with_message(
                 azure_core::error::ErrorKind::Io,
-                format!("no response within {} s", self.0.as_secs()),
+                format!("no response within {:?}", self.0),
             )),
         }
     }

@@ -80,6 +80,34 @@ pub enum Error {
         /// The state blob.
         name: String,
     },
+    /// A data blob of that name already exists with other content: nothing was replaced (a
+    /// stored blob is never overwritten). Take the next sequence number.
+    #[error(
+        "blob `{blob}` already exists in container `{container}` of storage account `{account}` with other content; it was left unchanged"
+    )]
+    BlobExists {
+        /// The storage account.
+        account: String,
+        /// The container.
+        container: String,
+        /// The blob.
+        blob: String,
+    },
+    /// An operation (a request with its retries, or a response body) did not finish in time:
+    /// a stalled connection or response. Nothing is left waiting on it.
+    #[error(
+        "storage account `{account}`: {operation} `{target}` did not finish within {after:?} (stalled connection or response)"
+    )]
+    Timeout {
+        /// The storage account.
+        account: String,
+        /// What was attempted, for example `read state blob`.
+        operation: &'static str,
+        /// The container or `container/blob`.
+        target: String,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
     /// The checkpoint in container metadata cannot be read. Nothing restarts silently.
     #[error(
         "container `{container}` in storage account `{account}` has an unreadable checkpoint `{value}`: {hint}"
@@ -119,7 +147,7 @@ impl Error {
     /// Worth retrying the same operation after a delay (network trouble, throttling, 5xx).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Unreachable { .. } => true,
+            Error::Unreachable { .. } | Error::Timeout { .. } => true,
             Error::Request { status, .. } => {
                 matches!(status, Some(408 | 429 | 500 | 502 | 503 | 504))
             }
@@ -145,6 +173,28 @@ impl Op<'_> {
         match self.blob {
             Some(blob) => format!("{}/{}", self.container, blob),
             None => self.container.to_owned(),
+        }
+    }
+
+    /// Runs `future` under a deadline; expiry is [`Error::Timeout`] naming this operation
+    /// (the future is dropped, with any connection it held).
+    pub async fn within<T>(
+        &self,
+        limit: std::time::Duration,
+        future: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout(limit)))
+    }
+
+    /// The deadline of this operation passed.
+    pub fn timeout(&self, after: std::time::Duration) -> Error {
+        Error::Timeout {
+            account: self.account.to_owned(),
+            operation: self.operation,
+            target: self.target(),
+            after,
         }
     }
 
@@ -244,7 +294,8 @@ pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Removes SAS signatures and any URL query string from a message.
+/// Removes SAS signatures, any URL query string, and connection-string secrets
+/// (`AccountKey=`, `SharedAccessSignature=`) from a message.
 pub(crate) fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -271,6 +322,18 @@ pub(crate) fn scrub(text: &str) -> String {
             .map_or(out.len(), |e| pos + e);
         out.replace_range(pos..end, "sig-redacted");
     }
+    // A connection string's secrets (should not happen either).
+    for key in ["AccountKey=", "SharedAccessSignature="] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(key) {
+            let start = from + found + key.len();
+            let end = out[start..]
+                .find(|c: char| c == ';' || c.is_whitespace())
+                .map_or(out.len(), |e| start + e);
+            out.replace_range(start..end, "[REDACTED]");
+            from = start + "[REDACTED]".len();
+        }
+    }
     out
 }
 
@@ -285,6 +348,10 @@ mod tests {
         assert_eq!(
             scrubbed,
             "error sending request for url (http://127.0.0.1:1/devstoreaccount1/c?[REDACTED]): refused; sig-redacted"
+        );
+        assert_eq!(
+            scrub("bad AccountKey=c2VjcmV0;BlobEndpoint=x and SharedAccessSignature=sv=1&sig=abc"),
+            "bad AccountKey=[REDACTED];BlobEndpoint=x and SharedAccessSignature=[REDACTED]"
         );
     }
 
@@ -304,6 +371,23 @@ mod tests {
             Error::Unreachable {
                 account: "a".into(),
                 cause: "x".into()
+            }
+            .is_transient()
+        );
+        assert!(
+            Error::Timeout {
+                account: "a".into(),
+                operation: "read state blob",
+                target: "c/b".into(),
+                after: std::time::Duration::from_secs(60),
+            }
+            .is_transient()
+        );
+        assert!(
+            !Error::BlobExists {
+                account: "a".into(),
+                container: "c".into(),
+                blob: "b".into()
             }
             .is_transient()
         );

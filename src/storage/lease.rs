@@ -58,22 +58,31 @@ impl Storage {
         // A proposed id makes a retried acquire (after a lost response) succeed, not 409.
         let proposed = uuid::Uuid::new_v4().to_string();
         let acquired_at = Instant::now();
-        let response = match client
-            .acquire_lease(
-                duration.as_secs() as i32,
-                Some(BlobContainerClientAcquireLeaseOptions {
-                    proposed_lease_id: Some(proposed.clone()),
-                    ..Default::default()
-                }),
-            )
-            .await
-        {
-            Ok(response) => response,
-            Err(e) if Op::status_and_code(&e).1.as_deref() == Some("LeaseAlreadyPresent") => {
-                tracing::info!(storage.account = %self.inner.account, storage.container = %container, "run lock held by another run");
-                return Ok(None);
-            }
-            Err(e) => return Err(op.error(e)),
+        let acquired = op
+            .within(self.inner.timeouts.operation, async {
+                match client
+                    .acquire_lease(
+                        duration.as_secs() as i32,
+                        Some(BlobContainerClientAcquireLeaseOptions {
+                            proposed_lease_id: Some(proposed.clone()),
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                {
+                    Ok(response) => Ok(Some(response)),
+                    Err(e)
+                        if Op::status_and_code(&e).1.as_deref() == Some("LeaseAlreadyPresent") =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(op.error(e)),
+                }
+            })
+            .await?;
+        let Some(response) = acquired else {
+            tracing::info!(storage.account = %self.inner.account, storage.container = %container, "run lock held by another run");
+            return Ok(None);
         };
         let lease_id = response
             .lease_id()
@@ -107,24 +116,27 @@ impl Storage {
     /// next renewal or checkpoint write fails and it stops).
     pub async fn break_lease(&self, container: &str) -> Result<(), Error> {
         let op = self.op("break lease on", container, None);
-        match self
-            .container_client(container)
-            .break_lease(Some(BlobContainerClientBreakLeaseOptions {
-                break_period: Some(0),
-                ..Default::default()
-            }))
-            .await
-        {
-            Ok(_) => Ok(()),
-            // No lease to break.
-            Err(e)
-                if Op::status_and_code(&e).1.as_deref()
-                    == Some("LeaseNotPresentWithLeaseOperation") =>
+        let client = self.container_client(container);
+        op.within(self.inner.timeouts.operation, async {
+            match client
+                .break_lease(Some(BlobContainerClientBreakLeaseOptions {
+                    break_period: Some(0),
+                    ..Default::default()
+                }))
+                .await
             {
-                Ok(())
+                Ok(_) => Ok(()),
+                // No lease to break.
+                Err(e)
+                    if Op::status_and_code(&e).1.as_deref()
+                        == Some("LeaseNotPresentWithLeaseOperation") =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(op.error(e)),
             }
-            Err(e) => Err(op.error(e)),
-        }
+        })
+        .await
     }
 }
 
@@ -157,13 +169,16 @@ impl RunLock {
             let _ = renewer.await;
         }
         let op = self.storage.op("release lease on", &self.container, None);
-        match self.client.release_lease(self.lease_id.clone(), None).await {
-            Ok(_) => {
-                tracing::info!(storage.account = %self.account(), storage.container = %self.container, "run lock released");
-                Ok(())
+        op.within(self.storage.inner.timeouts.operation, async {
+            match self.client.release_lease(self.lease_id.clone(), None).await {
+                Ok(_) => {
+                    tracing::info!(storage.account = %self.account(), storage.container = %self.container, "run lock released");
+                    Ok(())
+                }
+                Err(e) => Err(self.classify(e, &op)),
             }
-            Err(e) => Err(self.classify(e, &op)),
-        }
+        })
+        .await
     }
 
     /// Translates an error of an operation made under this lease; a refused lease id marks

@@ -11,10 +11,14 @@
 //! ignores). Every checkpoint write passes the lease id; the service refuses it after the
 //! lease lapsed or was taken over.
 //!
+//! Every operation has a deadline ([`Timeouts`]: a small operation 60 s, a body 30 s plus
+//! 1 s per MiB), so a stalled connection or response body fails the operation
+//! ([`Error::Timeout`]) instead of hanging a run that holds the lock.
+//!
 //! Modules: [`connection`] (connection strings), [`sas`] (account SAS signing), `client`
-//! (SDK client and retry policy), [`checkpoint`] (metadata codec), [`lease`] (run lock),
-//! [`naming`] (blob names), [`blobs`] (record encoding and data blobs), [`state`] (state
-//! blobs with ETags), `error`.
+//! (SDK client, retry policy, deadlines), [`checkpoint`] (metadata codec), [`lease`] (run
+//! lock), [`naming`] (blob names), [`blobs`] (record encoding and data blobs, never
+//! replaced), [`state`] (state blobs with ETags), `error`.
 
 pub mod blobs;
 pub mod checkpoint;
@@ -38,6 +42,7 @@ use time::OffsetDateTime;
 
 pub use blobs::{UPLOAD_PARALLEL, UPLOAD_PARTITION_SIZE};
 pub use checkpoint::{ContainerState, LastRun, LeaseInfo};
+pub use client::Timeouts;
 pub use error::Error;
 pub use lease::{LEASE_DURATION, RunLock};
 pub use naming::BlobName;
@@ -57,6 +62,7 @@ struct Inner {
     service: BlobServiceClient,
     state_container: String,
     auth_hint: &'static str,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for Storage {
@@ -79,7 +85,18 @@ impl Storage {
         credential: Option<Arc<dyn TokenCredential>>,
         http: reqwest::Client,
     ) -> Result<Storage, Error> {
-        let built = client::build(config, credential, http)?;
+        Storage::with_timeouts(config, credential, http, Timeouts::default())
+    }
+
+    /// [`Storage::new`] with other deadlines than the default [`Timeouts`] (tests use short
+    /// ones).
+    pub fn with_timeouts(
+        config: &crate::config::StorageConfig,
+        credential: Option<Arc<dyn TokenCredential>>,
+        http: reqwest::Client,
+        timeouts: Timeouts,
+    ) -> Result<Storage, Error> {
+        let built = client::build(config, credential, http, &timeouts)?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 account: built.account,
@@ -87,8 +104,14 @@ impl Storage {
                 service: built.service,
                 state_container: config.state_container.clone(),
                 auth_hint: built.auth_hint,
+                timeouts,
             }),
         })
+    }
+
+    /// The deadlines in force.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.inner.timeouts
     }
 
     /// The storage account name.
@@ -105,23 +128,34 @@ impl Storage {
     /// created counts as success.
     pub async fn ensure_container(&self, container: &str) -> Result<(), Error> {
         let client = self.container_client(container);
-        let exists = client
-            .exists()
-            .await
-            .map_err(|e| self.op("read container", container, None).error(e))?;
+        let limit = self.inner.timeouts.operation;
+        let read = self.op("read container", container, None);
+        let exists = read
+            .within(limit, async {
+                client.exists().await.map_err(|e| read.error(e))
+            })
+            .await?;
         if exists {
             return Ok(());
         }
-        match client.create(None).await {
-            Ok(_) => {
-                tracing::info!(storage.account = %self.inner.account, storage.container = %container, "created container");
-                Ok(())
-            }
-            Err(e) if Op::status_and_code(&e).1.as_deref() == Some("ContainerAlreadyExists") => {
-                Ok(())
-            }
-            Err(e) => Err(self.op("create container", container, None).error(e)),
-        }
+        let create = self.op("create container", container, None);
+        create
+            .within(limit, async {
+                match client.create(None).await {
+                    Ok(_) => {
+                        tracing::info!(storage.account = %self.inner.account, storage.container = %container, "created container");
+                        Ok(())
+                    }
+                    Err(e)
+                        if Op::status_and_code(&e).1.as_deref()
+                            == Some("ContainerAlreadyExists") =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(create.error(e)),
+                }
+            })
+            .await
     }
 
     /// The checkpoint, last run and lease of a job's container (for a run's start and for
@@ -129,11 +163,12 @@ impl Storage {
     /// container is [`Error::ContainerNotFound`].
     pub async fn read_checkpoint(&self, container: &str) -> Result<ContainerState, Error> {
         let op = self.op("read checkpoint", container, None);
-        let properties = self
-            .container_client(container)
-            .get_properties(None)
-            .await
-            .map_err(|e| op.error(e))?;
+        let client = self.container_client(container);
+        let properties = op
+            .within(self.inner.timeouts.operation, async {
+                client.get_properties(None).await.map_err(|e| op.error(e))
+            })
+            .await?;
         let metadata = properties.metadata().map_err(|e| op.error(e))?;
         let (checkpoint, last_run) =
             checkpoint::decode(&metadata).map_err(|unreadable| Error::BadCheckpoint {
@@ -186,25 +221,33 @@ impl Storage {
         }
         let client = self.container_client(container);
         let op = self.op("write checkpoint", container, None);
-        let properties = client
-            .get_properties(Some(BlobContainerClientGetPropertiesOptions {
-                lease_id: Some(lock.lease_id().to_owned()),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| lock.classify(e, &op))?;
+        let limit = self.inner.timeouts.operation;
+        let properties = op
+            .within(limit, async {
+                client
+                    .get_properties(Some(BlobContainerClientGetPropertiesOptions {
+                        lease_id: Some(lock.lease_id().to_owned()),
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|e| lock.classify(e, &op))
+            })
+            .await?;
         let current = properties.metadata().map_err(|e| op.error(e))?;
         let merged = checkpoint::merge(&current, last_datetime, last_run);
-        client
-            .set_metadata(
-                &merged,
-                Some(BlobContainerClientSetMetadataOptions {
-                    lease_id: Some(lock.lease_id().to_owned()),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| lock.classify(e, &op))?;
+        op.within(limit, async {
+            client
+                .set_metadata(
+                    &merged,
+                    Some(BlobContainerClientSetMetadataOptions {
+                        lease_id: Some(lock.lease_id().to_owned()),
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(|e| lock.classify(e, &op))
+        })
+        .await?;
         tracing::info!(
             storage.account = %self.inner.account,
             storage.container = %container,

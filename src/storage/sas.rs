@@ -2,10 +2,31 @@
 //! the current token on every request.
 //!
 //! The 1.x SDK has no shared-key authentication, so a connection string with an account key is
-//! used this way: the service signs an account SAS (blob service, all resource types, one
-//! hour), and [`SasPolicy`] appends it to each request's query string, signing a fresh one
-//! once less than half its lifetime is left. Tokens are never logged: the SDK's logging policy
-//! redacts `sig`, and our own errors are scrubbed (see [`super::error`]).
+//! used this way: the service signs an account SAS and [`SasPolicy`] appends it to each
+//! request's query string, signing a fresh one once less than half its lifetime is left.
+//! Tokens are never logged: the SDK's logging policy redacts `sig`, and our own errors are
+//! scrubbed (see [`super::error`]).
+//!
+//! Least privilege: the token is for the blob service only (`ss=b`), for containers and
+//! blobs but not the service (`srt=co`: no service properties, no container listing), with
+//! read, write, list and create only (`sp=rwlc`: no delete, no tags, no immutability
+//! policies), valid for [`SAS_LIFETIME`] (20 minutes). Account-SAS permissions each service
+//! operation needs (as Azure documents them and Azurite enforces them):
+//!
+//! | operation | `srt` | `sp` |
+//! |---|---|---|
+//! | Create Container | c | c (or w) |
+//! | Get Container Properties (the checkpoint, `exists`) | c | r |
+//! | Set Container Metadata (the checkpoint) | c | w |
+//! | Lease Container: acquire, renew, release, break | c | w |
+//! | List Blobs | c | l |
+//! | Put Blob (new: c; replacing a state blob: w) | o | c, w |
+//! | Put Block, Put Block List | o | w |
+//! | Get Blob | o | r |
+//!
+//! There is no `st` (start): a token is valid at once whatever the clock skew; a local clock
+//! running more than [`SAS_RENEW_BEFORE`] behind the service's would see tokens refused as
+//! expired (the error says to check the clock).
 
 use std::sync::{Arc, Mutex};
 
@@ -19,12 +40,17 @@ use super::connection::ConnectionString;
 
 /// The SAS service version; its string-to-sign has ten fields, the last one `ses`.
 pub const SAS_VERSION: &str = "2021-08-06";
-/// Read, add, create, write, delete, list: everything the service does, nothing more.
-pub const SAS_PERMISSIONS: &str = "racwdl";
+/// `sp`: read, write, list, create (in the order Azure's SDKs write them): what the service
+/// does, without delete.
+pub const SAS_PERMISSIONS: &str = "rwlc";
+/// `ss`: the blob service only.
+pub const SAS_SERVICES: &str = "b";
+/// `srt`: containers and objects (blobs), not the service.
+pub const SAS_RESOURCE_TYPES: &str = "co";
 /// How long a signed token is valid.
-pub const SAS_LIFETIME: Duration = Duration::hours(1);
+pub const SAS_LIFETIME: Duration = Duration::minutes(20);
 /// A new token is signed once less than this is left.
-pub const SAS_RENEW_BEFORE: Duration = Duration::minutes(30);
+pub const SAS_RENEW_BEFORE: Duration = Duration::minutes(10);
 
 /// The query parameters an account SAS consists of; removed before a fresh token is added.
 const SAS_PARAMS: [&str; 10] = [
@@ -49,7 +75,7 @@ impl AccountSasFields {
     /// (account, sp, ss, srt, st, se, sip, spr, sv, ses).
     pub fn string_to_sign(&self) -> String {
         format!(
-            "{}\n{}\nb\nsco\n\n{}\n\n{}\n{SAS_VERSION}\n\n",
+            "{}\n{}\n{SAS_SERVICES}\n{SAS_RESOURCE_TYPES}\n\n{}\n\n{}\n{SAS_VERSION}\n\n",
             self.account, self.permissions, self.expiry, self.protocol
         )
     }
@@ -58,8 +84,8 @@ impl AccountSasFields {
     pub fn query_pairs(&self, signature: &str) -> Vec<(&'static str, String)> {
         let mut pairs = vec![
             ("sv", SAS_VERSION.to_owned()),
-            ("ss", "b".to_owned()),
-            ("srt", "sco".to_owned()),
+            ("ss", SAS_SERVICES.to_owned()),
+            ("srt", SAS_RESOURCE_TYPES.to_owned()),
             ("sp", self.permissions.clone()),
             ("se", self.expiry.clone()),
         ];
@@ -226,13 +252,13 @@ mod tests {
     fn string_to_sign_has_ten_newline_terminated_fields() {
         let fields = AccountSasFields {
             account: "devstoreaccount1".into(),
-            permissions: "racwdl".into(),
+            permissions: SAS_PERMISSIONS.into(),
             expiry: "2030-01-01T00:00:00Z".into(),
             protocol: String::new(),
         };
         assert_eq!(
             fields.string_to_sign(),
-            "devstoreaccount1\nracwdl\nb\nsco\n\n2030-01-01T00:00:00Z\n\n\n2021-08-06\n\n"
+            "devstoreaccount1\nrwlc\nb\nco\n\n2030-01-01T00:00:00Z\n\n\n2021-08-06\n\n"
         );
         assert_eq!(fields.string_to_sign().matches('\n').count(), 10);
     }
@@ -240,15 +266,16 @@ mod tests {
     #[test]
     fn signature_matches_a_vector_computed_with_openssl() {
         // printf '<string-to-sign>' | openssl dgst -sha256 -mac HMAC -macopt hexkey:<key> -binary | base64
+        // (<key>: the account key base64-decoded, as hex: `base64 -d | xxd -p -c 256`)
         let fields = AccountSasFields {
             account: "devstoreaccount1".into(),
-            permissions: "racwdl".into(),
+            permissions: SAS_PERMISSIONS.into(),
             expiry: "2030-01-01T00:00:00Z".into(),
             protocol: String::new(),
         };
         assert_eq!(
             sign(&azurite_key(), &fields.string_to_sign()).unwrap(),
-            "t+up0GZwpyGf9ShaxRP/pS9q7T7D5pCkMUlSUffBToI="
+            "Mggjl+DKsKOf3P3ejIE+MWg2xXve6Yf2rVaPpESTg+A="
         );
         let https = AccountSasFields {
             account: "myaccount".into(),
@@ -258,8 +285,35 @@ mod tests {
         };
         assert_eq!(
             sign(&azurite_key(), &https.string_to_sign()).unwrap(),
-            "A4tq1nfXyJ/UnyfwsNug1f7du9O05wnEFKZNtl7bmec="
+            "+r6HjFpq7pM58E+o6ruK9EC8usoeOpzbznDrrTdhMck="
         );
+    }
+
+    #[test]
+    fn the_token_is_blob_only_without_service_access_or_delete() {
+        let cs = ConnectionString::parse("UseDevelopmentStorage=true").unwrap();
+        let pairs = SasSigner::new(&cs)
+            .token(OffsetDateTime::now_utc())
+            .unwrap();
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("ss"), Some("b"));
+        assert_eq!(get("srt"), Some("co"));
+        assert_eq!(get("sp"), Some("rwlc"));
+        assert_eq!(
+            get("st"),
+            None,
+            "no start time: valid at once whatever the skew"
+        );
+        let permissions = get("sp").unwrap();
+        for forbidden in ['d', 'x', 'y', 't', 'f', 'i', 'a', 'u', 'p'] {
+            assert!(!permissions.contains(forbidden), "{permissions}");
+        }
+        assert!(SAS_RENEW_BEFORE * 2 == SAS_LIFETIME);
     }
 
     #[test]
@@ -270,11 +324,11 @@ mod tests {
         let first = signer.token(t0).unwrap();
         let se =
             |pairs: &[(&str, String)]| pairs.iter().find(|(k, _)| *k == "se").unwrap().1.clone();
-        assert_eq!(se(&first), "2024-01-13T15:00:00Z");
-        let still = signer.token(t0 + Duration::minutes(29)).unwrap();
+        assert_eq!(se(&first), "2024-01-13T14:20:00Z");
+        let still = signer.token(t0 + Duration::minutes(9)).unwrap();
         assert!(Arc::ptr_eq(&first, &still));
-        let renewed = signer.token(t0 + Duration::minutes(31)).unwrap();
-        assert_eq!(se(&renewed), "2024-01-13T15:31:00Z");
+        let renewed = signer.token(t0 + Duration::minutes(11)).unwrap();
+        assert_eq!(se(&renewed), "2024-01-13T14:31:00Z");
     }
 
     #[test]
@@ -285,7 +339,7 @@ mod tests {
         .unwrap();
         let fields = AccountSasFields {
             account: "devstoreaccount1".into(),
-            permissions: "racwdl".into(),
+            permissions: SAS_PERMISSIONS.into(),
             expiry: "2030-01-01T00:00:00Z".into(),
             protocol: String::new(),
         };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders as _;
 use entra_export::config::{Compression, OutputFormat};
 use entra_export::storage::blobs::encode_plain;
-use entra_export::storage::{BlobName, Error, LastRun, Storage};
+use entra_export::storage::{BlobName, Error, LastRun, Storage, Timeouts};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -500,6 +500,316 @@ async fn a_body_larger_than_one_partition_is_uploaded_in_blocks_and_reads_back()
     assert_eq!(
         stored.as_ref(),
         encode_plain(&records, OutputFormat::Ndjson)
+    );
+
+    // The condition also holds for a body committed as a block list: the same size with
+    // other bytes (compared as the blob streams back in partitions) is refused.
+    let other = format!(r#"{{"id":"{}","pad":"{}"}}"#, 1, "y".repeat(4000));
+    let others: Vec<&[u8]> = std::iter::repeat_n(other.as_bytes(), 1500).collect();
+    let error = storage
+        .upload_records(
+            &container,
+            &name,
+            &others,
+            OutputFormat::Ndjson,
+            Compression::None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::BlobExists { .. }), "{error}");
+    let stored = storage.download(&container, name.as_str()).await.unwrap();
+    assert_eq!(
+        stored.as_ref(),
+        encode_plain(&records, OutputFormat::Ndjson)
+    );
+    // The same bytes again: recognised as already written.
+    assert_eq!(
+        storage
+            .upload_records(
+                &container,
+                &name,
+                &records,
+                OutputFormat::Ndjson,
+                Compression::None,
+            )
+            .await
+            .unwrap(),
+        uploaded
+    );
+}
+
+/// No secret in an error message: no SAS signature, no account key, no connection string.
+fn assert_no_secret(message: &str) {
+    assert!(!message.contains("sig="), "{message}");
+    assert!(!message.contains(helpers::AZURITE_ACCOUNT_KEY), "{message}");
+    assert!(!message.contains("AccountKey"), "{message}");
+    assert!(!message.contains('?'), "a query string: {message}");
+}
+
+#[tokio::test]
+async fn a_stored_blob_is_never_replaced() {
+    let Some(storage) = helpers::azurite().await else {
+        return;
+    };
+    let container = new_container(&storage, "noreplace").await;
+    let name = BlobName::new(
+        datetime!(2024-01-13 14:00 UTC),
+        datetime!(2024-01-13 15:00 UTC),
+        0,
+        OutputFormat::GraphPage,
+        Compression::Gzip,
+    );
+    let upload = |records: &'static [&'static [u8]]| {
+        let (storage, container, name) = (storage.clone(), container.clone(), name.clone());
+        async move {
+            storage
+                .upload_records(
+                    &container,
+                    &name,
+                    records,
+                    OutputFormat::GraphPage,
+                    Compression::Gzip,
+                )
+                .await
+        }
+    };
+    let first = upload(&RECORDS).await.unwrap();
+    let stored = storage.download(&container, name.as_str()).await.unwrap();
+
+    let error = upload(&RECORDS[..2]).await.unwrap_err();
+
+    let Error::BlobExists {
+        account,
+        container: in_container,
+        blob,
+    } = &error
+    else {
+        panic!("expected BlobExists, got {error}");
+    };
+    assert_eq!(
+        (account.as_str(), in_container.as_str(), blob.as_str()),
+        (helpers::AZURITE_ACCOUNT, container.as_str(), name.as_str())
+    );
+    assert!(!error.is_transient());
+    let message = error.to_string();
+    assert!(message.contains(name.as_str()), "{message}");
+    assert_no_secret(&message);
+    assert_eq!(
+        storage.download(&container, name.as_str()).await.unwrap(),
+        stored,
+        "the first blob is unchanged"
+    );
+
+    // Exactly the stored bytes (gzip is deterministic): the write is already done.
+    assert_eq!(upload(&RECORDS).await.unwrap(), first);
+    assert_eq!(
+        storage.download(&container, name.as_str()).await.unwrap(),
+        stored
+    );
+    assert_eq!(
+        storage.list_blobs(&container, "").await.unwrap(),
+        [name.as_str()]
+    );
+}
+
+#[tokio::test]
+async fn a_blob_write_whose_reply_was_lost_is_recognised_as_ours() {
+    let Some((storage, faults)) = helpers::azurite_behind_proxy(Timeouts::default()).await else {
+        return;
+    };
+    let container = new_container(&storage, "lostreply").await;
+    let name = BlobName::new(
+        datetime!(2024-01-13 14:00 UTC),
+        datetime!(2024-01-13 15:00 UTC),
+        7,
+        OutputFormat::Ndjson,
+        Compression::None,
+    );
+    faults.drop_reply_of_next("PUT", name.as_str());
+
+    let uploaded = storage
+        .upload_records(
+            &container,
+            &name,
+            &RECORDS,
+            OutputFormat::Ndjson,
+            Compression::None,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(faults.replies_dropped(), 1, "{:?}", faults.requests());
+    let puts = faults
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT ") && r.ends_with(name.as_str()))
+        .count();
+    assert!(
+        puts >= 2,
+        "the SDK retried the write: {:?}",
+        faults.requests()
+    );
+    let stored = storage.download(&container, name.as_str()).await.unwrap();
+    assert_eq!(stored.len() as u64, uploaded);
+    assert_eq!(
+        stored.as_ref(),
+        encode_plain(&RECORDS, OutputFormat::Ndjson)
+    );
+}
+
+#[tokio::test]
+async fn a_state_write_whose_reply_was_lost_is_recognised_as_ours() {
+    let Some(storage) = helpers::azurite().await else {
+        return;
+    };
+    let name = "audit/written-ids.json";
+    let a = bytes::Bytes::from_static(b"{\"ids\":[1]}");
+    let b = bytes::Bytes::from_static(b"{\"ids\":[1,2]}");
+    let created = storage.save_state(name, a.clone(), None).await.unwrap();
+    // A create retried after its reply was lost meets our own blob.
+    assert_eq!(
+        storage.save_state(name, a.clone(), None).await.unwrap(),
+        created
+    );
+    let updated = storage
+        .save_state(name, b.clone(), Some(&created))
+        .await
+        .unwrap();
+
+    // The same update again with the ETag it was based on: the retry of a write that landed.
+    let again = storage
+        .save_state(name, b.clone(), Some(&created))
+        .await
+        .unwrap();
+    assert_eq!(again, updated, "the current ETag");
+
+    // Other bytes with that old ETag: another writer's change, refused as before.
+    let error = storage
+        .save_state(
+            name,
+            bytes::Bytes::from_static(b"{\"ids\":[1,3]}"),
+            Some(&created),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::StateConflict { .. }), "{error}");
+    assert_no_secret(&error.to_string());
+    let (body, etag) = storage.load_state(name).await.unwrap().unwrap();
+    assert_eq!((body, etag), (b, updated));
+}
+
+#[tokio::test]
+async fn a_state_write_whose_reply_is_dropped_by_the_network_succeeds() {
+    let Some((storage, faults)) = helpers::azurite_behind_proxy(Timeouts::default()).await else {
+        return;
+    };
+    let name = "signin/written-ids.json";
+    let first = storage
+        .save_state(name, bytes::Bytes::from_static(b"{}"), None)
+        .await
+        .unwrap();
+    faults.drop_reply_of_next("PUT", name);
+
+    let body = bytes::Bytes::from_static(b"{\"ids\":[\"a\"]}");
+    let saved = storage
+        .save_state(name, body.clone(), Some(&first))
+        .await
+        .unwrap();
+
+    assert_eq!(faults.replies_dropped(), 1, "{:?}", faults.requests());
+    assert_ne!(saved, first);
+    assert_eq!(storage.load_state(name).await.unwrap(), Some((body, saved)));
+}
+
+fn short_timeouts() -> Timeouts {
+    Timeouts {
+        per_try: Duration::from_secs(5),
+        operation: Duration::from_secs(10),
+        body: Duration::from_secs(2),
+        per_mib: Duration::from_secs(1),
+    }
+}
+
+#[tokio::test]
+async fn a_state_read_that_stalls_mid_body_fails_within_its_deadline() {
+    let Some((storage, faults)) = helpers::azurite_behind_proxy(short_timeouts()).await else {
+        return;
+    };
+    let name = "audit/stalled.json";
+    storage
+        .save_state(name, bytes::Bytes::from_static(b"{\"ids\":[1]}"), None)
+        .await
+        .unwrap();
+    faults.stall_after_headers(true);
+    let started = Instant::now();
+
+    let error = storage.load_state(name).await.unwrap_err();
+
+    let elapsed = started.elapsed();
+    // The body deadline: 2 s + 1 s for the (started) MiB.
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(8),
+        "{elapsed:?}"
+    );
+    assert!(faults.responses_stalled() >= 1);
+    let Error::Timeout {
+        operation, target, ..
+    } = &error
+    else {
+        panic!("expected a timeout, got {error}");
+    };
+    assert_eq!(*operation, "read state blob");
+    assert_eq!(target, &format!("{}/{name}", storage.state_container()));
+    assert!(error.is_transient());
+    let message = error.to_string();
+    assert!(message.contains(name), "{message}");
+    assert!(message.contains(helpers::AZURITE_ACCOUNT), "{message}");
+    assert_no_secret(&message);
+
+    faults.stall_after_headers(false);
+    assert!(storage.load_state(name).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_listing_that_stalls_fails_within_its_deadline() {
+    let Some((storage, faults)) = helpers::azurite_behind_proxy(short_timeouts()).await else {
+        return;
+    };
+    let container = new_container(&storage, "stalledlist").await;
+    faults.stall_after_headers(true);
+    let started = Instant::now();
+
+    let error = storage.list_blobs(&container, "y=").await.unwrap_err();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&container), "{message}");
+    assert_no_secret(&message);
+}
+
+#[tokio::test]
+async fn an_injected_server_error_is_retried() {
+    let Some((storage, faults)) = helpers::azurite_behind_proxy(Timeouts::default()).await else {
+        return;
+    };
+    let container = helpers::unique_container("retried");
+    faults.fail_next_request_with(503);
+
+    storage.ensure_container(&container).await.unwrap();
+
+    assert!(faults.requests().len() >= 3, "{:?}", faults.requests());
+    assert_eq!(
+        storage
+            .read_checkpoint(&container)
+            .await
+            .unwrap()
+            .checkpoint,
+        None
     );
 }
 
