@@ -33,7 +33,7 @@ impl Bar {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} slices, {msg} ({elapsed} elapsed, ETA {eta})",
+                "{prefix} [{bar:30}] {pos}/{len} minutes of the range stored, {msg} ({elapsed} elapsed, ETA {eta})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -44,12 +44,12 @@ impl Bar {
 }
 
 impl Progress for Bar {
-    fn planned(&self, slices: u64) {
-        self.bar.set_length(slices);
+    fn planned(&self, minutes: u64) {
+        self.bar.set_length(minutes);
     }
 
-    fn advanced(&self, slices_done: u64, records_fetched: u64) {
-        self.bar.set_position(slices_done);
+    fn advanced(&self, minutes_done: u64, records_fetched: u64) {
+        self.bar.set_position(minutes_done);
         let secs = self.bar.elapsed().as_secs_f64().max(0.001);
         self.bar.set_message(format!(
             "{records_fetched} records, {:.0} records/s",
@@ -69,11 +69,11 @@ struct Lines {
 }
 
 impl Progress for Lines {
-    fn planned(&self, slices: u64) {
-        eprintln!("{}: {slices} slices to fetch", self.kind);
+    fn planned(&self, minutes: u64) {
+        eprintln!("{}: {minutes} minutes of events to fetch", self.kind);
     }
 
-    fn advanced(&self, slices_done: u64, records_fetched: u64) {
+    fn advanced(&self, minutes_done: u64, records_fetched: u64) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
             return;
@@ -81,7 +81,7 @@ impl Progress for Lines {
         *last = Some(Instant::now());
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         eprintln!(
-            "{}: {slices_done} slices done, {records_fetched} records, {:.0} records/s",
+            "{}: {minutes_done} minutes stored, {records_fetched} records, {:.0} records/s",
             self.kind,
             records_fetched as f64 / secs
         );

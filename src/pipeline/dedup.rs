@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
+use super::plan::Leftover;
+
 /// The state format version this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
 
@@ -60,6 +62,10 @@ pub enum StateError {
 pub struct WrittenIds {
     /// Keyed by xxh3 hashes already: a cheap hasher is enough (and no input is adversarial).
     entries: FxHashMap<u128, Entry>,
+    /// Records per hour of event time seen by the last run, for the next run's plan.
+    density_per_hour: Option<f64>,
+    /// The windows the last run left open, for the next run to resume.
+    leftover: Option<Leftover>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,6 +73,56 @@ struct StateFile {
     version: u32,
     /// `[id hash (32 hex), time ticks, content hash (16 hex)]`.
     entries: Vec<(String, i64, String)>,
+    /// Records per hour of event time seen by the last run (absent in older state blobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    density_per_hour: Option<f64>,
+    /// The windows the last run left open (absent in older state blobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leftover: Option<LeftoverFile>,
+}
+
+/// [`Leftover`] in 100 ns ticks since the Unix epoch.
+#[derive(Serialize, Deserialize)]
+struct LeftoverFile {
+    from: i64,
+    end: i64,
+    /// `[start, end, progress]` of each open window.
+    open: Vec<(i64, i64, i64)>,
+}
+
+fn from_ticks(value: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 100).ok()
+}
+
+impl LeftoverFile {
+    fn new(leftover: &Leftover) -> LeftoverFile {
+        LeftoverFile {
+            from: ticks(leftover.from),
+            end: ticks(leftover.end),
+            open: leftover
+                .open
+                .iter()
+                .map(|(a, b, p)| (ticks(*a), ticks(*b), ticks(*p)))
+                .collect(),
+        }
+    }
+
+    /// The leftover, or `None` when any instant is out of range or out of order (the next run
+    /// then plans its range afresh, which costs requests but loses nothing).
+    fn decode(&self) -> Option<Leftover> {
+        let (from, end) = (from_ticks(self.from)?, from_ticks(self.end)?);
+        let mut open = Vec::with_capacity(self.open.len());
+        let mut cursor = from;
+        for &(a, b, p) in &self.open {
+            let (a, b, p) = (from_ticks(a)?, from_ticks(b)?, from_ticks(p)?);
+            if a < cursor || b <= a || b > end || p < a || p > b {
+                return None;
+            }
+            open.push((a, b, p));
+            cursor = b;
+        }
+        (from < end).then_some(Leftover { from, end, open })
+    }
 }
 
 /// The key of a record id.
@@ -106,7 +162,49 @@ impl WrittenIds {
             })?;
             entries.insert(key, Entry { ticks, content });
         }
-        Ok(WrittenIds { entries })
+        let density_per_hour = file.density_per_hour.filter(|d| d.is_finite() && *d >= 0.0);
+        let leftover = file.leftover.as_ref().and_then(LeftoverFile::decode);
+        Ok(WrittenIds {
+            entries,
+            density_per_hour,
+            leftover,
+        })
+    }
+
+    /// The windows the last run left open.
+    pub fn leftover(&self) -> Option<&Leftover> {
+        self.leftover.as_ref()
+    }
+
+    /// Replaces the windows left open for the next run.
+    pub fn set_leftover(&mut self, leftover: Option<Leftover>) {
+        self.leftover = leftover;
+    }
+
+    /// Forgets the records whose time lies in one of `spans` (sorted, `[start, end)`): no run
+    /// reads them again (see `Planner::forgettable`).
+    pub fn forget(&mut self, spans: &[(OffsetDateTime, OffsetDateTime)]) {
+        if spans.is_empty() {
+            return;
+        }
+        let spans: Vec<(i64, i64)> = spans.iter().map(|(a, b)| (ticks(*a), ticks(*b))).collect();
+        self.entries.retain(|_, entry| {
+            let at = spans.partition_point(|(_, end)| *end <= entry.ticks);
+            spans.get(at).is_none_or(|(start, _)| *start > entry.ticks)
+        });
+    }
+
+    /// Records per hour of event time that the last run saw, if known.
+    pub fn density_per_hour(&self) -> Option<f64> {
+        self.density_per_hour
+    }
+
+    /// Remembers the density of a run that fetched `records` over `span` of event time.
+    pub fn learn_density(&mut self, records: u64, span: time::Duration) {
+        let hours = span.as_seconds_f64() / 3600.0;
+        if hours >= 1.0 / 60.0 {
+            self.density_per_hour = Some(records as f64 / hours);
+        }
     }
 
     /// Writes a state blob.
@@ -126,6 +224,8 @@ impl WrittenIds {
         serde_json::to_vec(&StateFile {
             version: STATE_VERSION,
             entries,
+            density_per_hour: self.density_per_hour,
+            leftover: self.leftover.as_ref().map(LeftoverFile::new),
         })
         .expect("the state serialises")
     }
@@ -213,6 +313,67 @@ mod tests {
         pruned.prune_before(datetime!(2026-11-25 10:00 UTC));
         assert_eq!(pruned.len(), 1);
         assert_eq!(pruned.decide(id_key("old"), 7, false), Decision::New);
+    }
+
+    #[test]
+    fn the_leftover_and_density_round_trip_and_spans_are_forgotten() {
+        let mut ids = WrittenIds::default();
+        for (n, minute) in [0i64, 10, 20, 30, 40].into_iter().enumerate() {
+            let at = datetime!(2026-11-25 09:00 UTC) + time::Duration::minutes(minute);
+            ids.insert(
+                id_key(&n.to_string()),
+                Entry {
+                    ticks: ticks(at),
+                    content: 0,
+                },
+            );
+        }
+        let leftover = Leftover {
+            from: datetime!(2026-11-25 09:00 UTC),
+            end: datetime!(2026-11-25 12:00 UTC),
+            open: vec![(
+                datetime!(2026-11-25 10:00 UTC),
+                datetime!(2026-11-25 11:00 UTC),
+                datetime!(2026-11-25 10:15 UTC),
+            )],
+        };
+        ids.set_leftover(Some(leftover.clone()));
+        ids.learn_density(600, time::Duration::hours(2));
+        let decoded = WrittenIds::decode(&ids.encode()).unwrap();
+        assert_eq!(decoded.leftover(), Some(&leftover));
+        assert_eq!(decoded.density_per_hour(), Some(300.0));
+        let mut ids = decoded;
+        ids.forget(&[
+            (
+                datetime!(2026-11-25 09:05 UTC),
+                datetime!(2026-11-25 09:20 UTC),
+            ),
+            (
+                datetime!(2026-11-25 09:30 UTC),
+                datetime!(2026-11-25 09:31 UTC),
+            ),
+        ]);
+        // 09:10 and 09:30 are forgotten; 09:00, 09:20 (an end is exclusive) and 09:40 stay.
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids.decide(id_key("1"), 0, false), Decision::New);
+        assert_eq!(ids.decide(id_key("2"), 0, false), Decision::Duplicate);
+        assert_eq!(ids.decide(id_key("3"), 0, false), Decision::New);
+    }
+
+    #[test]
+    fn a_leftover_out_of_order_is_dropped_not_trusted() {
+        let file = LeftoverFile {
+            from: 10,
+            end: 100,
+            open: vec![(50, 60, 55), (40, 45, 40)],
+        };
+        assert_eq!(file.decode(), None);
+        let file = LeftoverFile {
+            from: 10,
+            end: 100,
+            open: vec![(50, 60, 70)],
+        };
+        assert_eq!(file.decode(), None);
     }
 
     #[test]

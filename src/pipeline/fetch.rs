@@ -1,20 +1,25 @@
-//! Fetching one slice and writing its new records: the loop that turns Graph pages into blobs.
+//! Fetching one window of the plan and writing its new records: the loop that turns Graph pages
+//! into blobs, and tells the planner how far the window got after every page.
 
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 use super::dedup::{self, Decision, Entry, WrittenIds};
-use super::slices::Slice;
+use super::plan::{Assignment, Planner};
+use super::slices::{Slice, partition};
 use crate::config::{Compression, OutputFormat};
-use crate::graph::{FetchStats, GraphClient};
+use crate::graph::{FetchLimits, FetchStats, GraphClient};
 use crate::job::JobSpec;
 use crate::storage::{BlobName, Storage};
 
-/// What a slice needs from the run.
+/// What a window needs from the run.
 pub struct SliceContext {
     /// Graph.
     pub graph: GraphClient,
@@ -30,6 +35,8 @@ pub struct SliceContext {
     pub compression: Compression,
     /// Records per blob at most.
     pub max_records_per_blob: usize,
+    /// Width of the UTC grid cells that name blob partitions (`SLICE_WIDTH`).
+    pub partition_width: Duration,
     /// Write changed versions of known ids.
     pub republish_updates: bool,
     /// Every record written so far (prior runs inside the replay window, and this run).
@@ -40,6 +47,15 @@ pub struct SliceContext {
     pub fetch_stats: Arc<FetchStats>,
     /// Record statistics of the run.
     pub counts: Arc<Counts>,
+    /// The run's plan, told about every stored page.
+    pub planner: Arc<Mutex<Planner>>,
+    /// The next blob sequence number of each partition.
+    pub partitions: Partitions,
+    /// Cancelled when windows should stop after their current page (the budget is spent).
+    pub stop: CancellationToken,
+    /// The run's deadline for Graph (`RUN_TIME_BUDGET` from the run's start): a `Retry-After`
+    /// beyond it ends the window at once, and one page's retries take a share of what is left.
+    pub limits: FetchLimits,
 }
 
 /// Record statistics shared by the slices of a run.
@@ -122,46 +138,97 @@ impl Pending {
     }
 }
 
-/// Fetches one slice and writes every record not written before, continuing the blob sequence
-/// of the slice's window so that no earlier blob is overwritten. Each page's new records are
-/// written (in blobs of at most `max_records_per_blob`) before the next page is requested.
-pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), SliceError> {
-    let window = format!(
+/// How a window ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowEnd {
+    /// Every record of the window is stored.
+    Completed,
+    /// The planner took the rest of the window back, cut into pieces for idle lanes.
+    HandedBack,
+    /// The run asked windows to stop (budget spent); the window's progress is kept.
+    Stopped,
+}
+
+/// The blob sequence numbers of the partitions written by a run: each partition's counter
+/// starts after the blobs that exist (listed once per run), so no stored blob is overwritten.
+#[derive(Default)]
+pub struct Partitions {
+    cells: Mutex<FxHashMap<i128, Arc<tokio::sync::OnceCell<AtomicU32>>>>,
+}
+
+impl Partitions {
+    async fn next_seq(
+        &self,
+        storage: &Storage,
+        container: &str,
+        cell: Slice,
+    ) -> Result<u32, crate::storage::Error> {
+        let slot = {
+            let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+            cells
+                .entry(cell.start.unix_timestamp_nanos())
+                .or_default()
+                .clone()
+        };
+        let counter = slot
+            .get_or_try_init(|| async {
+                let prefix = BlobName::prefix_for_window(cell.start, cell.end);
+                let existing = storage.list_blobs(container, &prefix).await?;
+                Ok::<_, crate::storage::Error>(AtomicU32::new(next_sequence(&prefix, &existing)))
+            })
+            .await?;
+        Ok(counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Fetches `[window.from, window.end)` oldest first and writes every record not written
+/// before, in blobs named after the grid cell of their records. Each page's new records are
+/// written before the next page is requested; then the planner learns how far the window got
+/// and may take the rest back (idle lanes), or the run may ask the window to stop.
+pub async fn fetch_window(
+    ctx: Arc<SliceContext>,
+    window: Assignment,
+) -> Result<WindowEnd, SliceError> {
+    let label = format!(
         "[{}, {})",
-        crate::timestamp::format(slice.start),
-        crate::timestamp::format(slice.end)
+        crate::timestamp::format(window.from),
+        crate::timestamp::format(window.end)
     );
     let storage_error = |source| SliceError::Storage {
-        window: window.clone(),
+        window: label.clone(),
         source,
     };
-    let prefix = BlobName::prefix_for_window(slice.start, slice.end);
-    let existing = ctx
-        .storage
-        .list_blobs(&ctx.container, &prefix)
-        .await
-        .map_err(storage_error)?;
-    let mut seq = next_sequence(&prefix, &existing);
-
-    let mut pending = Pending::new();
+    // Pages in time order let the window resume after its last stored record; a source that
+    // ignores the order is noticed on the first page out of order.
+    let mut ordered = ctx.job.ordered;
     // Ids of the current page already taken, against an id repeated within one page (ids
     // stored from earlier pages, or before a window restart, are in `written`).
     let mut in_page: FxHashMap<u128, u64> = FxHashMap::default();
     let mut pages = std::pin::pin!(ctx.graph.fetch_window(
         &ctx.job,
-        slice.start,
-        slice.end,
-        ctx.fetch_stats.clone()
+        window.from,
+        window.end,
+        ctx.fetch_stats.clone(),
+        ctx.limits
     ));
     while let Some(page) = pages.next().await {
         let page = page.map_err(|source| SliceError::Graph {
-            window: window.clone(),
+            window: label.clone(),
             source,
         })?;
         ctx.counts.pages.fetch_add(1, Ordering::Relaxed);
         ctx.counts
             .fetched
             .fetch_add(page.len() as u64, Ordering::Relaxed);
+        if ordered && !page.records().map(|r| r.time).is_sorted() {
+            ordered = false;
+            tracing::warn!(
+                window.start = %crate::timestamp::format(window.from),
+                window.end = %crate::timestamp::format(window.end),
+                "graph returned a page out of time order: this window counts progress only when it completes"
+            );
+        }
+        let mut cells: BTreeMap<i128, (Slice, Pending)> = BTreeMap::new();
         {
             let written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
             for record in page.records() {
@@ -179,6 +246,10 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
                     continue;
                 }
                 in_page.insert(key, content);
+                let cell = partition(record.time, ctx.partition_width);
+                let (_, pending) = cells
+                    .entry(cell.start.unix_timestamp_nanos())
+                    .or_insert_with(|| (cell, Pending::new()));
                 pending.raw.push(page.body().slice_ref(record.raw));
                 let entry = Entry {
                     ticks: dedup::ticks(record.time),
@@ -187,22 +258,40 @@ pub async fn fetch_slice(ctx: Arc<SliceContext>, slice: Slice) -> Result<(), Sli
                 pending.entries.push((key, entry, decision, record.time));
             }
         }
-        // Write this page's records before asking for the next page: a slice never waits for
-        // the page budget (graph::budget) while it holds a page, so slices cannot deadlock on
+        // Write this page's records before asking for the next page: a window never waits for
+        // the page budget (graph::budget) while it holds a page, so windows cannot deadlock on
         // it, and a blob never spans pages.
-        while pending.len() > 0 {
-            let count = ctx.max_records_per_blob.min(pending.len());
-            let rest = split_off(&mut pending, count);
-            upload(&ctx, &slice, seq, &pending)
-                .await
-                .map_err(storage_error)?;
-            seq += 1;
-            pending = rest;
+        for (_, (cell, mut pending)) in cells {
+            while pending.len() > 0 {
+                let count = ctx.max_records_per_blob.min(pending.len());
+                let rest = split_off(&mut pending, count);
+                upload(&ctx, cell, &pending).await.map_err(storage_error)?;
+                pending = rest;
+            }
         }
         // Stored: `written` knows these ids now.
         in_page.clear();
+        // Every record before the last one of this page is stored, when pages come in order
+        // (a later sub-window starts only after the earlier one completed).
+        let progress = ordered.then(|| {
+            let start = page.window_start.unwrap_or(window.from);
+            page.records()
+                .last()
+                .map_or(start, |record| record.time.max(start))
+        });
+        let mut planner = ctx.planner.lock().unwrap_or_else(|e| e.into_inner());
+        planner.page_stored(window.id, page.len(), progress);
+        if !page.more {
+            continue;
+        }
+        if ctx.stop.is_cancelled() {
+            return Ok(WindowEnd::Stopped);
+        }
+        if ordered && planner.hand_back(window.id) {
+            return Ok(WindowEnd::HandedBack);
+        }
     }
-    Ok(())
+    Ok(WindowEnd::Completed)
 }
 
 fn split_off(pending: &mut Pending, count: usize) -> Pending {
@@ -214,11 +303,14 @@ fn split_off(pending: &mut Pending, count: usize) -> Pending {
 
 async fn upload(
     ctx: &SliceContext,
-    slice: &Slice,
-    seq: u32,
+    cell: Slice,
     pending: &Pending,
 ) -> Result<(), crate::storage::Error> {
-    let name = BlobName::new(slice.start, slice.end, seq, ctx.format, ctx.compression);
+    let seq = ctx
+        .partitions
+        .next_seq(&ctx.storage, &ctx.container, cell)
+        .await?;
+    let name = BlobName::new(cell.start, cell.end, seq, ctx.format, ctx.compression);
     let records = pending.records();
     let bytes = ctx
         .storage

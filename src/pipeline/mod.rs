@@ -15,6 +15,7 @@
 
 pub mod dedup;
 pub mod fetch;
+pub mod plan;
 pub mod report;
 pub mod slices;
 
@@ -26,15 +27,17 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::config::{Config, JobSpecConfig, RETENTION};
-use crate::graph::FetchStats;
+use crate::graph::{FetchLimits, FetchStats};
 use crate::job::JobKind;
 use crate::service::{Context, Trigger};
 use crate::storage::{ETag, LastRun, RunLock, Storage};
 use crate::timestamp;
 use dedup::WrittenIds;
-use fetch::{Counts, SliceContext};
+use fetch::{Counts, Partitions, SliceContext, SliceError, WindowEnd};
+use plan::{AfterFailure, PlanStats, Planner};
 use report::{Outcome, RunReport};
-use slices::{Horizon, Slice, span};
+use slices::{Horizon, span};
+use tokio_util::sync::CancellationToken;
 
 /// How far inside Entra's retention a first run or a backfill may start, so that Graph does not
 /// refuse the filter as too old.
@@ -51,10 +54,11 @@ pub struct RunOptions {
 
 /// Receives progress while a run goes.
 pub trait Progress: Send + Sync {
-    /// The run has `slices` slices to fetch.
-    fn planned(&self, slices: u64);
-    /// Another slice finished.
-    fn advanced(&self, slices_done: u64, records_fetched: u64);
+    /// The run's range spans `minutes` minutes of event time.
+    fn planned(&self, minutes: u64);
+    /// Every record of the first `minutes_done` minutes of the range is stored, and
+    /// `records_fetched` records were received so far.
+    fn advanced(&self, minutes_done: u64, records_fetched: u64);
     /// The run ended.
     fn finished(&self);
 }
@@ -182,20 +186,37 @@ async fn run_with_lock(
     report.skipped_before_retention = planned
         .skipped_from
         .map(|from| [timestamp::format(from), timestamp::format(range_start)]);
-    let slices = slices::plan(range_start, range_end, config.run.slice_width);
-    report.slices = slices.len() as u64;
+
+    let state_name = format!("{}/written-ids.json", job.container);
+    let (written, etag) = load_written(storage, &state_name).await?;
+    let density = written.density_per_hour();
+    let backfill = options.backfill.is_some();
+    // Windows an earlier run left open are resumed where they got, unless the checkpoint was
+    // moved past where that run left them (an operator's `checkpoint set`).
+    let leftover = written
+        .leftover()
+        .filter(|l| !backfill && checkpoint_before.is_none_or(|c| l.from >= c));
+    let planner = Planner::resuming(
+        range_start,
+        range_end,
+        parallel_slices(config),
+        config.graph.page_size as usize,
+        config.graph.min_window,
+        density,
+        leftover,
+    );
     if let Some(progress) = &options.progress {
-        progress.planned(slices.len() as u64);
+        progress.planned(minutes(range_end - range_start));
     }
     tracing::info!(
         range.start = %timestamp::format(range_start),
         range.end = %timestamp::format(range_end),
-        slices = slices.len(),
+        windows = planner.segments(),
+        windows.resumed = leftover.map_or(0, |l| l.open.len()),
+        density.per_hour = density.unwrap_or(-1.0),
         "run started"
     );
-
-    let state_name = format!("{}/written-ids.json", job.container);
-    let (written, etag) = load_written(storage, &state_name).await?;
+    let planner = Arc::new(Mutex::new(planner));
     let written = Arc::new(Mutex::new(written));
     let fetch_stats = Arc::new(FetchStats::default());
     let counts = Arc::new(Counts::default());
@@ -207,79 +228,222 @@ async fn run_with_lock(
         format: config.storage.format,
         compression: config.storage.compression,
         max_records_per_blob: config.storage.max_records_per_blob,
+        partition_width: config.run.slice_width,
         republish_updates: config.run.republish_updates,
         written: written.clone(),
         checkpoint_before,
         fetch_stats: fetch_stats.clone(),
         counts: counts.clone(),
+        planner: planner.clone(),
+        partitions: Partitions::default(),
+        stop: CancellationToken::new(),
+        limits: FetchLimits::until(tokio::time::Instant::from_std(
+            started + config.run.run_time_budget,
+        )),
     });
-
-    let horizon = Horizon {
-        checkpoint_before,
+    let mut committer = Committer {
+        storage,
+        container: &job.container,
+        lock,
+        state_name,
+        etag,
+        stored: checkpoint_before,
+        horizon: Horizon {
+            checkpoint_before,
+            range_start,
+            replay_window: config.run.replay_window,
+            backfill,
+        },
         range_start,
-        replay_window: config.run.replay_window,
-        backfill: options.backfill.is_some(),
+        written: written.clone(),
+        planner: planner.clone(),
     };
-    let outcome = fetch_slices(config, &slices, slice_context, &horizon, lock, options).await;
-    copy_counts(report, &counts, &fetch_stats, &outcome);
+
+    let outcome = fetch_windows(config, slice_context, &mut committer, report, options).await;
+    let (progress, all_done, stats) = {
+        let planner = lock_planner(&planner);
+        (planner.progress(), planner.all_done(), planner.stats())
+    };
+    copy_counts(report, &counts, &fetch_stats, &outcome, stats);
     if lock.lost().is_cancelled() {
-        return Err(
-            "lost the run lock (lease renewal failed): the checkpoint was not written".into(),
-        );
+        let kept = committer
+            .stored
+            .filter(|c| Some(*c) != checkpoint_before)
+            .map_or_else(
+                || "the checkpoint was not moved".to_owned(),
+                |c| {
+                    format!(
+                        "the checkpoint stays at {}, written earlier in this run",
+                        timestamp::format(c)
+                    )
+                },
+            );
+        return Err(format!("lost the run lock (lease renewal failed): {kept}"));
     }
 
-    // What the completed slices allow; keep every id a later run may fetch again.
-    let prefix_end = slices::completed_prefix_end(&slices, &outcome.completed);
-    let checkpoint_after = horizon.checkpoint_after(prefix_end);
-    let state_body = {
-        let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
-        written.prune_before(horizon.keep_from(prefix_end));
-        written.encode()
-    };
-    storage
-        .save_state(&state_name, state_body.into(), etag.as_ref())
-        .await
-        .map_err(|e| {
-            format!("could not save the written-ids state, the checkpoint was not moved: {e}")
-        })?;
-
+    let checkpoint_after = committer.horizon.checkpoint_after(progress);
     report.checkpoint_after = checkpoint_after.map(timestamp::format);
-    report.outcome = Some(match (&outcome.error, outcome.all_completed()) {
-        (Some(_), _) => Outcome::Failed,
-        (None, true) => Outcome::Complete,
-        (None, false) => Outcome::Partial,
-    });
-    report.reason = match (&outcome.error, outcome.all_completed()) {
-        (Some(error), _) => Some(error.clone()),
-        (None, true) => None,
-        (None, false) => Some(format!(
-            "partial, will resume: the run time budget of {} was spent with {} of {} slices done",
-            crate::config::format_duration(config.run.run_time_budget),
-            outcome.completed.iter().filter(|c| **c).count(),
-            slices.len()
-        )),
-    };
-    // The stored report carries the time taken so far (all but the checkpoint write).
+    let moved = checkpoint_after.filter(|after| Some(*after) != checkpoint_before);
+    let (outcome_kind, reason) = conclude(config, &outcome, all_done, moved, options);
+    report.outcome = Some(outcome_kind);
+    report.reason = reason;
+    // The stored report carries the time taken so far (all but the final writes).
     report.duration_ms = started.elapsed().as_millis() as u64;
-    let last_run = LastRun {
+    let last_run = last_run(
+        report,
+        report.outcome.map(Outcome::as_str).unwrap_or("unknown"),
+    );
+    committer
+        .commit(checkpoint_after, &last_run)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The last-run record kept in the container metadata.
+fn last_run(report: &RunReport, outcome: &str) -> LastRun {
+    LastRun {
         run_id: report.run_id.clone(),
         finished_at: OffsetDateTime::now_utc(),
-        outcome: report
-            .outcome
-            .map(Outcome::as_str)
-            .unwrap_or("unknown")
-            .to_owned(),
+        outcome: outcome.to_owned(),
         records_written: report.records_written,
         report_json: serde_json::to_string(report).unwrap_or_default(),
+    }
+}
+
+/// Why a commit failed, and what it means for the checkpoint.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    /// The state blob could not be saved: the checkpoint was not moved.
+    #[error("could not save the written-ids state, the checkpoint was not moved: {0}")]
+    State(#[source] crate::storage::Error),
+    /// The state is saved but the checkpoint write failed.
+    #[error("blobs and state are saved but the checkpoint could not be written: {0}")]
+    Checkpoint(#[source] crate::storage::Error),
+}
+
+/// Makes a run's progress durable, during the run and at its end: first the written ids (with
+/// nothing dropped that the checkpoint *in storage* still needs) and the windows left open,
+/// then the checkpoint. If the second write fails, the next run starts from the old checkpoint
+/// and still finds every id it may fetch again: the state is never ahead of the checkpoint.
+struct Committer<'a> {
+    storage: &'a Storage,
+    container: &'a str,
+    lock: &'a RunLock,
+    state_name: String,
+    etag: Option<ETag>,
+    /// The checkpoint in storage now.
+    stored: Option<OffsetDateTime>,
+    horizon: Horizon,
+    range_start: OffsetDateTime,
+    written: Arc<Mutex<WrittenIds>>,
+    planner: Arc<Mutex<Planner>>,
+}
+
+impl Committer<'_> {
+    /// Forgets, in memory, the ids no run needs while `stored` is the checkpoint in storage.
+    fn prune(&self) {
+        let (refetch, progress, forgettable) = {
+            let planner = lock_planner(&self.planner);
+            let forgettable = if self.horizon.backfill {
+                Vec::new()
+            } else {
+                planner.forgettable(self.horizon.replay_window)
+            };
+            (planner.refetch_horizon(), planner.progress(), forgettable)
+        };
+        // Stretches beyond the run's progress stay stored whatever the checkpoint says (the
+        // windows left open name them); the leading stretch waits for the checkpoint.
+        let beyond = progress.unwrap_or(self.range_start);
+        let interior: Vec<_> = forgettable
+            .into_iter()
+            .filter(|(start, _)| *start >= beyond)
+            .collect();
+        let keep_from = self.horizon.keep_from_stored(self.stored, refetch);
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.prune_before(keep_from);
+        written.forget(&interior);
+    }
+
+    /// Saves the state, then moves the checkpoint to `to` (when it moves) and records `last_run`.
+    async fn commit(
+        &mut self,
+        to: Option<OffsetDateTime>,
+        last_run: &LastRun,
+    ) -> Result<(), CommitError> {
+        self.prune();
+        let body = {
+            let leftover = if self.horizon.backfill {
+                None
+            } else {
+                to.and_then(|c| lock_planner(&self.planner).leftover(c))
+            };
+            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.horizon.backfill {
+                written.set_leftover(leftover);
+            }
+            written.encode()
+        };
+        let etag = self
+            .storage
+            .save_state(&self.state_name, body.into(), self.etag.as_ref())
+            .await
+            .map_err(CommitError::State)?;
+        self.etag = Some(etag);
+        let moved = to.filter(|to| Some(*to) != self.stored);
+        self.storage
+            .write_checkpoint(self.container, self.lock, moved, last_run)
+            .await
+            .map_err(CommitError::Checkpoint)?;
+        if moved.is_some() {
+            self.stored = moved;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome and reason of a run whose windows ended as `outcome` says.
+fn conclude(
+    config: &Config,
+    outcome: &WindowsOutcome,
+    all_done: bool,
+    moved: Option<OffsetDateTime>,
+    options: &RunOptions,
+) -> (Outcome, Option<String>) {
+    let checkpoint = match (options.backfill.is_some(), moved) {
+        (true, _) => "a backfill leaves the checkpoint alone".to_owned(),
+        (false, Some(to)) => format!(
+            "the checkpoint moved to {} (everything before it is stored)",
+            timestamp::format(to)
+        ),
+        (false, None) => "the checkpoint did not move".to_owned(),
     };
-    let moved = checkpoint_after.filter(|after| Some(*after) != checkpoint_before);
-    storage
-        .write_checkpoint(&job.container, lock, moved, &last_run)
-        .await
-        .map_err(|e| {
-            format!("blobs and state are saved but the checkpoint could not be written: {e}")
-        })?;
-    Ok(())
+    if let Some(error) = &outcome.error {
+        return (Outcome::Failed, Some(format!("{error}; {checkpoint}")));
+    }
+    if all_done {
+        return (Outcome::Complete, None);
+    }
+    let why = match outcome.throttled {
+        Some(pause) => format!(
+            "throttled by Graph for {} s, longer than the run has left",
+            pause.as_secs()
+        ),
+        None => format!(
+            "the run time budget of {} was spent",
+            crate::config::format_duration(config.run.run_time_budget)
+        ),
+    };
+    (
+        Outcome::Partial,
+        Some(format!("partial, will resume: {why}; {checkpoint}")),
+    )
+}
+
+/// Whole minutes of a span, at least one for a non-empty span.
+fn minutes(span: time::Duration) -> u64 {
+    let seconds = span.whole_seconds().max(0) as u64;
+    seconds.div_ceil(60)
 }
 
 /// The range a run fetches, clamped inside Entra's retention.
@@ -344,114 +508,168 @@ async fn load_written(storage: &Storage, name: &str) -> Result<(WrittenIds, Opti
     }
 }
 
-/// What happened to the slices of a run.
-struct SlicesOutcome {
-    completed: Vec<bool>,
+/// How often a run makes its progress durable (state, then checkpoint) while it goes.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How the windows of a run ended.
+#[derive(Debug, Default)]
+struct WindowsOutcome {
+    /// Windows given up in this run after repeated failures.
     failed: u64,
+    /// The first failure that was not recovered, for the report.
     error: Option<String>,
+    /// Graph asked for a pause longer than the run had left.
+    throttled: Option<Duration>,
 }
 
-impl SlicesOutcome {
-    fn all_completed(&self) -> bool {
-        self.completed.iter().all(|c| *c)
-    }
-}
-
-/// Fetches slices, several at once, in order of time, until all are done, the budget is spent,
-/// a permanent error makes further slices pointless, or the lock is lost.
-async fn fetch_slices(
+/// Fetches the plan's windows, several at once, oldest first, until all are done, the budget is
+/// spent, a permanent error makes further requests pointless, or the lock is lost.
+///
+/// A transient failure puts its window back (from its progress) and the other lanes go on; a
+/// permanent one (permissions, licence, bad request) stops every lane at once. When the budget
+/// is spent, windows stop after their current page and keep their progress; whatever is still
+/// running a grace period later is aborted (what it stored is in `written`, and its progress as
+/// of its last stored page is kept).
+async fn fetch_windows(
     config: &Config,
-    slices: &[Slice],
     context: Arc<SliceContext>,
-    horizon: &Horizon,
-    lock: &RunLock,
+    committer: &mut Committer<'_>,
+    report: &RunReport,
     options: &RunOptions,
-) -> SlicesOutcome {
+) -> WindowsOutcome {
     let started = Instant::now();
     let budget = config.run.run_time_budget;
-    // In-flight slices may finish within a grace period after the budget, then they are dropped
-    // (what they wrote is remembered in the state; the checkpoint does not pass them).
-    let grace = budget / 8;
+    let grace = crate::config::grace(budget);
     let parallel = parallel_slices(config);
-    let lost = lock.lost();
-    let mut outcome = SlicesOutcome {
-        completed: vec![false; slices.len()],
-        failed: 0,
-        error: None,
-    };
-    let mut next = 0;
+    let lost = committer.lock.lost();
+    let planner = context.planner.clone();
+    let range_start = committer.range_start;
+    let mut outcome = WindowsOutcome::default();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut stop_starting = false;
-    let mut done = 0u64;
-    let mut pruned_to = None;
+    let mut commits = tokio::time::interval_at(
+        tokio::time::Instant::now() + COMMIT_INTERVAL,
+        COMMIT_INTERVAL,
+    );
+    commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while !stop_starting && next < slices.len() && in_flight.len() < parallel {
-            if started.elapsed() >= budget {
-                stop_starting = true;
-                tracing::warn!(
-                    slices.left = slices.len() - next,
-                    "run time budget spent: no new slices"
-                );
+        while !stop_starting && in_flight.len() < parallel {
+            let Some(window) = lock_planner(&planner).next_window() else {
                 break;
-            }
-            let index = next;
-            let slice = slices[index];
+            };
             let context = context.clone();
-            in_flight.spawn(async move { (index, fetch::fetch_slice(context, slice).await) });
-            next += 1;
+            in_flight.spawn(async move { (window.id, fetch::fetch_window(context, window).await) });
         }
         if in_flight.is_empty() {
             break;
         }
+        let until_budget = tokio::time::sleep(budget.saturating_sub(started.elapsed()));
         let hard_stop = tokio::time::sleep((budget + grace).saturating_sub(started.elapsed()));
         tokio::select! {
             Some(joined) = in_flight.join_next() => {
-                done += 1;
                 match joined {
-                    Ok((index, Ok(()))) => {
-                        outcome.completed[index] = true;
-                        // Forget ids no slice of this run or the next run's replay will see,
-                        // so that memory stays bounded by the replay window, not the backlog.
-                        let prefix_end = slices::completed_prefix_end(slices, &outcome.completed);
-                        if prefix_end > pruned_to {
-                            pruned_to = prefix_end;
-                            let mut written = context.written.lock().unwrap_or_else(|e| e.into_inner());
-                            written.prune_before(horizon.keep_from(prefix_end));
+                    Ok((id, Ok(WindowEnd::Completed))) => lock_planner(&planner).completed(id),
+                    Ok((_, Ok(WindowEnd::HandedBack))) => {}
+                    Ok((id, Ok(WindowEnd::Stopped))) => lock_planner(&planner).stopped(id),
+                    Ok((id, Err(error))) => {
+                        let left = budget.saturating_sub(started.elapsed());
+                        match throttled_for(&error) {
+                            Some(pause) if pause >= left => {
+                                tracing::warn!(retry_after_s = pause.as_secs(), "graph asked for a pause longer than the run has left: stopping");
+                                outcome.throttled = Some(pause);
+                                lock_planner(&planner).stopped(id);
+                                stop_starting = true;
+                                context.stop.cancel();
+                            }
+                            _ if error.is_permanent() => {
+                                tracing::error!(error = %error, "window failed for good: stopping every lane");
+                                outcome.error.get_or_insert_with(|| error.to_string());
+                                outcome.failed += 1;
+                                lock_planner(&planner).abandon_all();
+                                stop_starting = true;
+                                in_flight.abort_all();
+                            }
+                            _ => match lock_planner(&planner).failed(id) {
+                                AfterFailure::Retry => {
+                                    tracing::warn!(error = %error, "window failed: it will be fetched again from where it got");
+                                }
+                                AfterFailure::GiveUp => {
+                                    tracing::error!(error = %error, "window failed repeatedly: left for the next run");
+                                    outcome.failed += 1;
+                                    outcome.error.get_or_insert_with(|| error.to_string());
+                                }
+                            },
                         }
                     }
-                    Ok((_, Err(error))) => {
-                        outcome.failed += 1;
-                        tracing::error!(error = %error, "slice failed");
-                        if error.is_permanent() || outcome.error.is_none() {
-                            stop_starting = true;
-                        }
-                        outcome.error.get_or_insert_with(|| error.to_string());
-                    }
+                    // Aborted after a permanent failure: already accounted for.
+                    Err(join_error) if join_error.is_cancelled() => {}
                     Err(join_error) => {
                         outcome.failed += 1;
                         stop_starting = true;
-                        outcome.error.get_or_insert_with(|| format!("a slice task ended abnormally: {join_error}"));
+                        outcome.error.get_or_insert_with(|| format!("a window task ended abnormally: {join_error}"));
                     }
                 }
-                if let Some(progress) = &options.progress {
-                    progress.advanced(done, context.counts.fetched.load(Ordering::Relaxed));
+                // Forget ids no window of this run or the next run's replay will see, so that
+                // memory stays bounded by the replay window, not the backlog.
+                committer.prune();
+                if let Some(sink) = &options.progress {
+                    let progress = lock_planner(&planner).progress();
+                    let covered = progress.map_or(0, |p| minutes(p - range_start));
+                    sink.advanced(covered, context.counts.fetched.load(Ordering::Relaxed));
                 }
+            }
+            _ = commits.tick(), if !committer.horizon.backfill => {
+                // Progress made durable as the run goes: a run killed later loses none of it.
+                let progress = lock_planner(&planner).progress();
+                let to = committer.horizon.checkpoint_after(progress);
+                if to.is_some() && to != committer.stored {
+                    let mut snapshot = report.clone();
+                    snapshot.records_written = context.counts.written.load(Ordering::Relaxed);
+                    snapshot.checkpoint_after = to.map(timestamp::format);
+                    match committer.commit(to, &last_run(&snapshot, "running")).await {
+                        Ok(()) => tracing::info!(checkpoint = %to.map(timestamp::format).unwrap_or_default(), "progress committed"),
+                        Err(error) => {
+                            tracing::error!(error = %error, "could not commit progress: stopping");
+                            outcome.error.get_or_insert_with(|| error.to_string());
+                            stop_starting = true;
+                            context.stop.cancel();
+                        }
+                    }
+                }
+            }
+            _ = until_budget, if !stop_starting => {
+                tracing::warn!(windows.in_flight = in_flight.len(), "run time budget spent: windows stop after their current page");
+                stop_starting = true;
+                context.stop.cancel();
             }
             _ = lost.cancelled() => {
                 tracing::error!("lost the run lock: stopping");
                 break;
             }
             _ = hard_stop => {
-                tracing::warn!(slices.in_flight = in_flight.len(), "grace period after the budget is over: dropping slices in flight");
+                tracing::warn!(windows.in_flight = in_flight.len(), "grace period after the budget is over: dropping windows in flight");
                 break;
             }
         }
     }
     // Stop what is left and wait until it has stopped, so that nothing writes after the state
-    // is saved or the lock released.
+    // is saved or the lock released. Their progress as of their last stored page stays.
     in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
+    lock_planner(&planner).abandon_all();
     outcome
+}
+
+fn lock_planner(planner: &Mutex<Planner>) -> std::sync::MutexGuard<'_, Planner> {
+    planner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The pause Graph asked for, when `error` is throttling that outlasted the retries.
+fn throttled_for(error: &SliceError) -> Option<Duration> {
+    match error {
+        SliceError::Graph { source, .. } => source.retry_after(),
+        SliceError::Storage { .. } => None,
+    }
 }
 
 /// How many slices to fetch at once: `PARALLEL_SLICES`, or [`auto_parallel_slices`].
@@ -472,11 +690,13 @@ fn copy_counts(
     report: &mut RunReport,
     counts: &Counts,
     stats: &FetchStats,
-    outcome: &SlicesOutcome,
+    outcome: &WindowsOutcome,
+    plan: PlanStats,
 ) {
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
-    report.slices_completed = outcome.completed.iter().filter(|c| **c).count() as u64;
-    report.slices_failed = outcome.failed;
+    report.windows = plan.windows;
+    report.plan_splits = plan.splits;
+    report.windows_failed = outcome.failed;
     report.pages = load(&counts.pages);
     report.records_fetched = load(&counts.fetched);
     report.records_written = load(&counts.written);

@@ -59,12 +59,13 @@ pub struct RunReport {
     pub checkpoint_before: Option<String>,
     /// `last_datetime` when the run ended.
     pub checkpoint_after: Option<String>,
-    /// Slices in the range.
-    pub slices: u64,
-    /// Slices completed and written.
-    pub slices_completed: u64,
-    /// Slices that failed.
-    pub slices_failed: u64,
+    /// Windows handed to lanes: the planner's pieces of the range, retries included.
+    pub windows: u64,
+    /// Times the planner cut the rest of a window into pieces for idle lanes (or halved a
+    /// failing one).
+    pub plan_splits: u64,
+    /// Windows given up in this run after repeated or permanent failures.
+    pub windows_failed: u64,
     /// Graph pages received.
     pub pages: u64,
     /// Records received from Graph (including ones already written).

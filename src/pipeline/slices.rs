@@ -1,5 +1,5 @@
-//! Planning a run: its range and the slices it is cut into, and the checkpoint a set of
-//! completed slices allows.
+//! Time cells and the checkpoint: the UTC grid that names blob partitions, and [`Horizon`], where
+//! the checkpoint may move and which written ids must still be remembered.
 
 use std::time::Duration;
 
@@ -14,36 +14,15 @@ pub struct Slice {
     pub end: OffsetDateTime,
 }
 
-/// Cuts `[start, end)` into slices whose inner boundaries lie on a grid of `width` counted from
-/// the Unix epoch (whole hours for `1h`), so that blob partitions line up across runs.
-pub fn plan(start: OffsetDateTime, end: OffsetDateTime, width: Duration) -> Vec<Slice> {
+/// The cell of the UTC grid of `width` (counted from the Unix epoch: whole hours for `1h`) that
+/// holds `time`. Records are stored in blobs named after their cell, so partitions line up
+/// across runs whatever windows fetched them.
+pub fn partition(time: OffsetDateTime, width: Duration) -> Slice {
     let width_ns = width.as_nanos().max(1) as i128;
-    let mut slices = Vec::new();
-    let mut cursor = start;
-    while cursor < end {
-        let cursor_ns = cursor.unix_timestamp_nanos();
-        let next_grid = (cursor_ns.div_euclid(width_ns) + 1) * width_ns;
-        let next = OffsetDateTime::from_unix_timestamp_nanos(next_grid)
-            .unwrap_or(end)
-            .min(end);
-        slices.push(Slice {
-            start: cursor,
-            end: next,
-        });
-        cursor = next;
-    }
-    slices
-}
-
-/// The end of the longest run of completed slices from the first one, if any completed.
-/// `completed[i]` says whether `slices[i]` was fully written.
-pub fn completed_prefix_end(slices: &[Slice], completed: &[bool]) -> Option<OffsetDateTime> {
-    slices
-        .iter()
-        .zip(completed)
-        .take_while(|(_, done)| **done)
-        .last()
-        .map(|(slice, _)| slice.end)
+    let cell = time.unix_timestamp_nanos().div_euclid(width_ns) * width_ns;
+    let start = OffsetDateTime::from_unix_timestamp_nanos(cell).unwrap_or(time);
+    let end = OffsetDateTime::from_unix_timestamp_nanos(cell + width_ns).unwrap_or(time);
+    Slice { start, end }
 }
 
 /// What a run may do with its checkpoint and which written ids it must keep, given the end of
@@ -86,6 +65,25 @@ impl Horizon {
     }
 }
 
+impl Horizon {
+    /// The oldest record time whose id must still be remembered while `stored` is the
+    /// checkpoint in storage and no window of this run fetches before `refetch`: a run that
+    /// starts from `stored` re-reads from `stored - REPLAY_WINDOW`, so nothing after that is
+    /// forgotten before the checkpoint that allows it is written (the state never gets ahead of
+    /// the checkpoint). A backfill keeps what the job's next regular run replays.
+    pub fn keep_from_stored(
+        &self,
+        stored: Option<OffsetDateTime>,
+        refetch: Option<OffsetDateTime>,
+    ) -> OffsetDateTime {
+        if self.backfill {
+            return self.keep_from(refetch);
+        }
+        let replay_start = stored.unwrap_or(self.range_start) - span(self.replay_window);
+        replay_start.min(refetch.unwrap_or(self.range_start))
+    }
+}
+
 /// Converts a `std::time::Duration` for arithmetic with `OffsetDateTime`.
 pub fn span(duration: Duration) -> time::Duration {
     time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
@@ -100,58 +98,14 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
-    fn slices_follow_the_hour_grid() {
-        let slices = plan(
-            datetime!(2026-11-25 10:13 UTC),
-            datetime!(2026-11-25 12:28 UTC),
-            HOUR,
-        );
-        let bounds: Vec<_> = slices.iter().map(|s| (s.start, s.end)).collect();
-        assert_eq!(
-            bounds,
-            vec![
-                (
-                    datetime!(2026-11-25 10:13 UTC),
-                    datetime!(2026-11-25 11:00 UTC)
-                ),
-                (
-                    datetime!(2026-11-25 11:00 UTC),
-                    datetime!(2026-11-25 12:00 UTC)
-                ),
-                (
-                    datetime!(2026-11-25 12:00 UTC),
-                    datetime!(2026-11-25 12:28 UTC)
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn an_empty_range_has_no_slices() {
-        let t = datetime!(2026-11-25 10:00 UTC);
-        assert!(plan(t, t, HOUR).is_empty());
-        assert!(plan(t, t - time::Duration::hours(1), HOUR).is_empty());
-    }
-
-    #[test]
-    fn the_prefix_stops_at_the_first_gap() {
-        let slices = plan(
-            datetime!(2026-11-25 10:00 UTC),
-            datetime!(2026-11-25 14:00 UTC),
-            HOUR,
-        );
-        assert_eq!(
-            completed_prefix_end(&slices, &[true, true, false, true]),
-            Some(datetime!(2026-11-25 12:00 UTC))
-        );
-        assert_eq!(
-            completed_prefix_end(&slices, &[false, true, true, true]),
-            None
-        );
-        assert_eq!(
-            completed_prefix_end(&slices, &[true; 4]),
-            Some(datetime!(2026-11-25 14:00 UTC))
-        );
+    fn partitions_are_cells_of_the_utc_grid() {
+        let cell = partition(datetime!(2026-11-25 10:13:07.1234567 UTC), HOUR);
+        assert_eq!(cell.start, datetime!(2026-11-25 10:00 UTC));
+        assert_eq!(cell.end, datetime!(2026-11-25 11:00 UTC));
+        let on_boundary = partition(datetime!(2026-11-25 11:00 UTC), HOUR);
+        assert_eq!(on_boundary.start, datetime!(2026-11-25 11:00 UTC));
+        let before_epoch = partition(datetime!(1969-12-31 23:30 UTC), HOUR);
+        assert_eq!(before_epoch.start, datetime!(1969-12-31 23:00 UTC));
     }
 
     fn horizon(backfill: bool, before: Option<OffsetDateTime>) -> Horizon {
@@ -199,30 +153,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn ids_the_stored_checkpoint_needs_are_kept_until_it_moves() {
+        let stored = Some(datetime!(2026-11-25 10:00 UTC));
+        let refetch = Some(datetime!(2026-11-25 12:00 UTC));
+        // The run got to 12:00, but storage still says 10:00: keep from 09:00.
+        assert_eq!(
+            horizon(false, stored).keep_from_stored(stored, refetch),
+            datetime!(2026-11-25 09:00 UTC)
+        );
+        // Once 12:00 is stored, from 11:00.
+        assert_eq!(
+            horizon(false, stored).keep_from_stored(refetch, refetch),
+            datetime!(2026-11-25 11:00 UTC)
+        );
+        // A window in flight from 10:30 keeps what it may fetch again.
+        assert_eq!(
+            horizon(false, stored).keep_from_stored(refetch, Some(datetime!(2026-11-25 10:30 UTC))),
+            datetime!(2026-11-25 10:30 UTC)
+        );
+        // A first run before its first commit forgets nothing of its range.
+        assert_eq!(
+            horizon(false, None).keep_from_stored(None, refetch),
+            datetime!(2026-11-25 08:00 UTC)
+        );
+    }
+
     proptest! {
         #[test]
-        fn slices_tile_the_range_exactly(
-            start in 0i64..2_000_000_000,
-            length in 0i64..1_000_000,
-            width in 1u64..100_000,
+        fn every_time_lies_in_its_partition(
+            seconds in 0i64..4_000_000_000,
             nanos in 0u32..1_000_000_000,
+            width in 1u64..100_000,
         ) {
-            let start = OffsetDateTime::from_unix_timestamp(start).unwrap().replace_nanosecond(nanos).unwrap();
-            let end = start + time::Duration::seconds(length);
-            let slices = plan(start, end, Duration::from_secs(width));
-            if length == 0 {
-                prop_assert!(slices.is_empty());
-            } else {
-                prop_assert_eq!(slices[0].start, start);
-                prop_assert_eq!(slices.last().unwrap().end, end);
-                for pair in slices.windows(2) {
-                    prop_assert_eq!(pair[0].end, pair[1].start);
-                }
-                for slice in &slices {
-                    prop_assert!(slice.start < slice.end);
-                    prop_assert!(slice.end - slice.start <= time::Duration::seconds(width as i64));
-                }
-            }
+            let time = OffsetDateTime::from_unix_timestamp(seconds).unwrap().replace_nanosecond(nanos).unwrap();
+            let width = Duration::from_secs(width);
+            let cell = partition(time, width);
+            prop_assert!(cell.start <= time && time < cell.end);
+            prop_assert_eq!(cell.end - cell.start, time::Duration::try_from(width).unwrap());
+            prop_assert_eq!(cell.start.unix_timestamp() % width.as_secs() as i64, 0);
         }
     }
 }

@@ -186,6 +186,9 @@ pub struct Fault {
     pub probability: f64,
     /// Only windows wider than this (to exercise window splitting).
     pub min_window: Option<std::time::Duration>,
+    /// Only windows that contain this instant (a poisoned stretch of time that fails however
+    /// it is asked for, down to the narrowest window).
+    pub covering: Option<time::OffsetDateTime>,
 }
 
 impl Fault {
@@ -197,6 +200,7 @@ impl Fault {
             first_n: None,
             probability: 1.0,
             min_window: None,
+            covering: None,
         }
     }
 
@@ -223,6 +227,12 @@ impl Fault {
         self.min_window = Some(width);
         self
     }
+
+    /// Restricts the fault to requests whose filter window contains `instant`.
+    pub fn covering(mut self, instant: time::OffsetDateTime) -> Fault {
+        self.covering = Some(instant);
+        self
+    }
 }
 
 /// What an injected fault does to the request.
@@ -244,4 +254,8 @@ pub enum FaultKind {
     ExpiredSkiptoken,
     /// Answer 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant`.
     LicenceForbidden,
+    /// Answer 429 `TooManyRequests` (the throttling body) with this text as the `Retry-After`
+    /// header, verbatim (`600`, `99999999999999999999`, `Fri, 31 Dec 9999 23:59:59 GMT`; empty:
+    /// no header). Counted in `throttled`; not remembered for `retry_after_ignored`.
+    TooManyRequests(String),
 }

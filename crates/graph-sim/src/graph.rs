@@ -207,22 +207,7 @@ async fn list(
             .throttled
             .fetch_add(1, AtomicOrdering::Relaxed);
         let retry_after = shared.retry_after(&client, delay, now_wall);
-        let body = json!({
-            "error": {
-                "code": "TooManyRequests",
-                "innerError": {
-                    "code": "429",
-                    "date": inner_error_date(now_wall),
-                    "message": "Please retry after",
-                    "request-id": ids.request_id,
-                    "status": "429",
-                },
-                "message": "Please retry again later.",
-            }
-        });
-        let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &body, ids);
-        insert_header(&mut response, header::RETRY_AFTER, &retry_after);
-        return response;
+        return too_many_requests(&retry_after, now_wall, ids);
     }
     let query = match parse_list_query(request.resource, &request.raw_query) {
         Ok(query) => query,
@@ -281,6 +266,7 @@ async fn list(
         request.resource,
         query.skiptoken.is_some(),
         query.window_ns(),
+        (query.lo, query.hi),
     );
     if fault.is_some() {
         shared
@@ -324,6 +310,13 @@ async fn list(
             }
             return StatusCode::BAD_GATEWAY.into_response();
         }
+        Some(FaultKind::TooManyRequests(retry_after)) => {
+            shared
+                .counters
+                .throttled
+                .fetch_add(1, AtomicOrdering::Relaxed);
+            return too_many_requests(&retry_after, now_wall, ids);
+        }
         Some(FaultKind::Stall(delay)) => tokio::time::sleep(delay).await,
         Some(FaultKind::TruncatedBody) => truncate = true,
     }
@@ -352,6 +345,29 @@ async fn list(
     };
     let mut response = Response::new(body);
     add_graph_headers(&mut response, ids, ODATA_JSON);
+    response
+}
+
+/// A 429 with Graph's throttling body and `retry_after` as the `Retry-After` header (none when
+/// empty).
+fn too_many_requests(retry_after: &str, now_wall: OffsetDateTime, ids: &ReplyIds) -> Response {
+    let body = json!({
+        "error": {
+            "code": "TooManyRequests",
+            "innerError": {
+                "code": "429",
+                "date": inner_error_date(now_wall),
+                "message": "Please retry after",
+                "request-id": ids.request_id,
+                "status": "429",
+            },
+            "message": "Please retry again later.",
+        }
+    });
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &body, ids);
+    if !retry_after.is_empty() {
+        insert_header(&mut response, header::RETRY_AFTER, retry_after);
+    }
     response
 }
 
@@ -559,6 +575,7 @@ impl Shared {
         resource: Resource,
         has_skiptoken: bool,
         window_ns: Option<i64>,
+        (lo, hi): (i64, i64),
     ) -> Option<FaultKind> {
         let mut state = self.faults.lock().expect("faults lock");
         let state = &mut *state;
@@ -573,6 +590,12 @@ impl Shared {
                 && width <= duration_ns(minimum)
             {
                 continue;
+            }
+            if let Some(instant) = fault.covering {
+                let ns = i64::try_from(instant.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+                if ns < lo || ns > hi {
+                    continue;
+                }
             }
             if fault.first_n.is_some_and(|n| state.matched[index] >= n) {
                 continue;

@@ -73,9 +73,14 @@ async fn a_backfill_writes_its_range_and_leaves_the_checkpoint_alone() {
     assert_eq!(report["outcome"], "complete");
     assert_eq!(report["backfill"], true);
     assert_eq!(report["range_start"], from_text.as_str());
-    assert_eq!(report["slices"], 6);
+    // 240 records in six hours fit in one page: one window, one request.
+    assert_eq!(report["windows"], 1, "{report}");
+    assert_eq!(report["requests"], 1, "{report}");
     // Not a terminal: plain progress lines instead of a bar.
-    assert!(stderr.contains("audit: 6 slices to fetch"), "{stderr}");
+    assert!(
+        stderr.contains("audit: 360 minutes of events to fetch"),
+        "{stderr}"
+    );
     let storage = stack.storage().await.unwrap();
     let state = storage
         .read_checkpoint(&stack.container(JobKind::Audit))
@@ -123,16 +128,18 @@ async fn status_shows_checkpoint_lock_and_last_run() {
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert_eq!(stdout.matches("never run").count(), 2, "{stdout}");
-    assert!(!stdout.contains("does not exist in storage account"), "{stdout}");
+    assert!(
+        !stdout.contains("does not exist in storage account"),
+        "{stdout}"
+    );
 
     let output = entra_export(&stack.env(), &["run", "all"]).await;
     assert!(output.status.success(), "{:?}", text(&output));
     // `run all` prints one pretty JSON report per job.
-    let printed: Vec<serde_json::Value> =
-        serde_json::Deserializer::from_slice(&output.stdout)
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .unwrap();
+    let printed: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&output.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(printed.len(), 2);
     let storage = stack.storage().await.unwrap();
     for report in &printed {
@@ -325,7 +332,7 @@ async fn azure_cli_without_az_blames_the_credential_not_the_storage_account() {
         ("AUTH_MODE", "azure_cli"),
         (
             "STORAGE_ACCOUNT_URL",
-            &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+            &format!("https://127.0.0.1:{port}/devstoreaccount1"),
         ),
     ]
     .iter()
@@ -345,6 +352,9 @@ async fn azure_cli_without_az_blames_the_credential_not_the_storage_account() {
     let reason = report["reason"].as_str().unwrap();
     assert!(reason.contains("was not contacted"), "{reason}");
     assert!(reason.contains("az"), "{reason}");
-    assert!(!reason.contains("unreachable") && !reason.contains("refused access"), "{reason}");
+    assert!(
+        !reason.contains("unreachable") && !reason.contains("refused access"),
+        "{reason}"
+    );
     assert_eq!(contacted.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
