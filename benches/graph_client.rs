@@ -18,7 +18,7 @@ use bytes::Bytes;
 use entra_export::auth::{TokenCache, build_credential};
 use entra_export::config::Config;
 use entra_export::graph::throttle::Limiter;
-use entra_export::graph::{FetchStats, GraphClient, parse_page};
+use entra_export::graph::{FetchLimits, FetchStats, GraphClient, parse_page};
 use entra_export::job::JobKind;
 use futures::StreamExt;
 
@@ -154,7 +154,7 @@ fn stream_from_simulator(records_wanted: u32) -> serde_json::Value {
         let mut result = serde_json::Value::Null;
         for round in ["warm-up", "measured"] {
             let stats = Arc::new(FetchStats::default());
-            let mut pages = std::pin::pin!(graph.fetch_window(job, start, end, stats));
+            let mut pages = std::pin::pin!(graph.fetch_window(job, start, end, stats, FetchLimits::default()));
             let started = Instant::now();
             let (mut records, mut bytes, mut count) = (0usize, 0usize, 0usize);
             let mut rss = Vec::new();

@@ -6,11 +6,14 @@
 //! The same credential serves Blob Storage, whose SDK policy caches on its own.
 //!
 //! [`TokenCache`] holds one Graph token (one scope) and refreshes it ahead of expiry
-//! ([`REFRESH_AHEAD`] before, or half its lifetime for short-lived tokens). After a 401 the Graph
-//! client calls [`TokenCache::refresh_after_rejection`], which gets a new token even though the SDK
-//! credentials keep their own cache: the credential built here is a wrapper that, when asked
-//! through a [`ForceRefresh`] marker in the request context, rebuilds its SDK credential (and so
-//! its cache) before asking again.
+//! ([`REFRESH_AHEAD`] before, or half its lifetime for short-lived tokens). The Graph client asks
+//! it for the token of every attempt once the request limiter has admitted that attempt (a cache
+//! hit, cheap), so no token is held through a wait. After a 401 the Graph client calls
+//! [`TokenCache::refresh_after_rejection`] (again, after a backoff, for each further 401 while
+//! new credentials propagate), which gets a new token even though the SDK credentials keep their
+//! own cache: the credential built here is a wrapper that, when asked through a [`ForceRefresh`]
+//! marker in the request context, rebuilds its SDK credential (and so its cache) before asking
+//! again.
 //!
 //! Tokens and secrets are never logged: they are held as `azure_core::credentials::Secret`,
 //! whose `Debug` is redacted, and only expiry times appear in log fields.

@@ -42,7 +42,8 @@ pub enum Error {
         /// Graph's error message, shortened.
         message: String,
     },
-    /// 401 even after a new token was obtained.
+    /// 401 even after a new token was obtained, and still after the grace given to new
+    /// credentials and consent (`RetryPolicy::unauthorized_grace`).
     #[error(
         "graph refused the token for {path} (HTTP 401) even after a refresh: check the tenant, the scope and the app registration"
     )]
@@ -78,22 +79,26 @@ pub enum Error {
         /// Graph's error code (may be empty).
         code: String,
     },
-    /// 429 or 503.
-    #[error("graph throttled {path} (HTTP {status})")]
+    /// 429 or 503. Returned as such (not inside `Exhausted`) only when a deadline was set and
+    /// Graph's `Retry-After`, or the limiter's pause, ends after it: the message then reads
+    /// `graph throttled <path> (HTTP 429) for 600 s (Retry-After)`.
+    #[error("graph throttled {path} (HTTP {status}){}", throttled_for(retry_after))]
     Throttled {
         /// URL path.
         path: String,
         /// 429 or 503.
         status: u16,
-        /// The parsed `Retry-After`, if any.
+        /// The parsed `Retry-After`, if any, as Graph asked it (not capped; what is left of it
+        /// when the limiter's pause refused the request).
         retry_after: Option<Duration>,
     },
-    /// No response within `GRAPH_REQUEST_TIMEOUT` (headers and body).
+    /// No response within the attempt's timeout (headers and body): `GRAPH_REQUEST_TIMEOUT`, or
+    /// less close to the deadline.
     #[error("graph request for {path} timed out after {}s", timeout.as_secs_f64())]
     Timeout {
         /// URL path.
         path: String,
-        /// The configured timeout.
+        /// The attempt's timeout.
         timeout: Duration,
     },
     /// Connection refused, reset or dropped, or the body was cut short.
@@ -179,7 +184,9 @@ impl Error {
         }
     }
 
-    /// The `Retry-After` Graph asked for, if this is a throttling error.
+    /// The `Retry-After` Graph asked for, if this is a throttling error: with a deadline, the
+    /// stream ended because Graph asked to wait past it ("throttled by Graph for N s"). `None`
+    /// for an `Exhausted` error, even one whose last failure was a 429.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Throttled { retry_after, .. } => *retry_after,
@@ -201,6 +208,19 @@ impl Error {
             ),
             _ => false,
         }
+    }
+}
+
+/// ` for N s (Retry-After)`, N rounded up, or nothing.
+fn throttled_for(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => {
+            let seconds = wait
+                .as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0));
+            format!(" for {seconds} s (Retry-After)")
+        }
+        None => String::new(),
     }
 }
 
@@ -232,6 +252,36 @@ mod tests {
             "graph /v1.0/auditLogs/signIns page 3 has an invalid record: record 2 has no `id`"
         );
         assert!(!error.is_transient());
+    }
+
+    #[test]
+    fn throttling_names_the_retry_after() {
+        let throttled = |retry_after| Error::Throttled {
+            path: "/v1.0/auditLogs/signIns".into(),
+            status: 429,
+            retry_after,
+        };
+        assert_eq!(
+            throttled(Some(Duration::from_secs(600))).to_string(),
+            "graph throttled /v1.0/auditLogs/signIns (HTTP 429) for 600 s (Retry-After)"
+        );
+        assert_eq!(
+            throttled(Some(Duration::from_millis(750))).to_string(),
+            "graph throttled /v1.0/auditLogs/signIns (HTTP 429) for 1 s (Retry-After)"
+        );
+        assert!(
+            throttled(Some(Duration::MAX))
+                .to_string()
+                .ends_with(&format!("for {} s (Retry-After)", u64::MAX))
+        );
+        assert_eq!(
+            throttled(None).to_string(),
+            "graph throttled /v1.0/auditLogs/signIns (HTTP 429)"
+        );
+        assert_eq!(
+            throttled(Some(Duration::from_secs(600))).retry_after(),
+            Some(Duration::from_secs(600))
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! `auditLogs/directoryAudits` and `auditLogs/signIns`.
 //!
 //! - [`GraphClient::fetch_window`] streams the pages of one time window (`[start, end)`),
-//!   following `@odata.nextLink` verbatim ([`paging`]).
-//! - Every request passes the process-wide [`throttle::Limiter`] first, and its failures are
-//!   handled by the [`retry::RetryPolicy`] (Retry-After, backoff, one token refresh on 401).
+//!   following `@odata.nextLink` verbatim ([`paging`]), within [`FetchLimits`] (the deadline of
+//!   the caller's run).
+//! - Every request passes the process-wide [`throttle::Limiter`] first, then takes the current
+//!   token, and its failures are handled by the [`retry::RetryPolicy`] (Retry-After, backoff,
+//!   token refresh and a grace for new credentials on 401, the deadline's time rules).
 //! - Pages keep Graph's bytes; [`page::parse_page`] reads only each record's id and time.
 //! - Nothing here logs a token, a secret or record content: logs carry the URL path (never the
 //!   query), statuses, Graph error codes, request ids, counts and record ids.
@@ -25,6 +27,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use url::Url;
 
 use crate::auth::TokenCache;
@@ -59,6 +62,126 @@ impl FetchStats {
     }
 }
 
+/// Limits on one [`GraphClient::fetch_window`] stream. The default has none: the stream retries
+/// and waits as the [`RetryPolicy`] says, however long that takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// When the caller's run budget ends. With one:
+    /// - a `Retry-After` (429, 503), or a pause of the shared limiter, that ends after it ends
+    ///   the stream at once with [`Error::Throttled`] carrying the full `Retry-After` (what is
+    ///   left of it, for a limiter pause), instead of sleeping through the run;
+    /// - each attempt's timeout is `GRAPH_REQUEST_TIMEOUT`, or the time left when that is
+    ///   shorter, but at least [`retry::MIN_ATTEMPT_TIMEOUT`];
+    /// - one page's retries stop (with [`Error::Exhausted`], so that a failing window is split)
+    ///   when the next retry would end more than `max(GRAPH_REQUEST_TIMEOUT, a quarter of the
+    ///   time left at the page's first attempt)` after that first attempt.
+    ///
+    /// The stream does not end by itself when the deadline passes: the caller stops reading.
+    pub deadline: Option<Instant>,
+}
+
+impl FetchLimits {
+    /// Limits with this deadline.
+    pub fn until(deadline: Instant) -> FetchLimits {
+        FetchLimits {
+            deadline: Some(deadline),
+        }
+    }
+}
+
+/// The time rules of one page's attempts under [`FetchLimits`] (see [`retry`]).
+#[derive(Debug, Clone, Copy)]
+struct PageClock {
+    deadline: Option<Instant>,
+    request_timeout: Duration,
+    /// When the first attempt was sent, and how long the page's attempts may take from then.
+    first: Option<(Instant, Duration)>,
+    /// The longest attempt so far: what the next one is expected to take at most.
+    longest: Duration,
+}
+
+impl PageClock {
+    fn new(limits: FetchLimits, request_timeout: Duration) -> PageClock {
+        PageClock {
+            deadline: limits.deadline,
+            request_timeout,
+            first: None,
+            longest: Duration::ZERO,
+        }
+    }
+
+    /// The timeout of an attempt sent at `now`.
+    fn attempt_timeout(&self, now: Instant) -> Duration {
+        match self.deadline {
+            None => self.request_timeout,
+            Some(deadline) => self.request_timeout.min(
+                deadline
+                    .saturating_duration_since(now)
+                    .max(retry::MIN_ATTEMPT_TIMEOUT),
+            ),
+        }
+    }
+
+    /// An attempt is sent at `now`.
+    fn sent(&mut self, now: Instant) {
+        if self.first.is_none() {
+            let left = self
+                .deadline
+                .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+            let budget = self.request_timeout.max(left / retry::PAGE_SHARE);
+            self.first = Some((now, budget));
+        }
+    }
+
+    /// An attempt took `took`.
+    fn finished(&mut self, took: Duration) {
+        self.longest = self.longest.max(took);
+    }
+
+    /// Whether a retry after `delay` from now fits in the page's time (always without a
+    /// deadline).
+    fn allows(&self, delay: Duration) -> bool {
+        self.allows_at(Instant::now(), delay)
+    }
+
+    fn allows_at(&self, now: Instant, delay: Duration) -> bool {
+        let (Some(_), Some((first, budget))) = (self.deadline, self.first) else {
+            return true;
+        };
+        let attempt = match now.checked_add(delay) {
+            Some(next) => self.longest.min(self.attempt_timeout(next)),
+            None => return false,
+        };
+        now.saturating_duration_since(first)
+            .saturating_add(delay)
+            .saturating_add(attempt)
+            <= budget
+    }
+}
+
+/// The process's current streak of 401s (shared by every clone of the client): when it started.
+/// Any page received ends it.
+#[derive(Debug, Default)]
+struct UnauthorizedStreak(std::sync::Mutex<Option<Instant>>);
+
+impl UnauthorizedStreak {
+    /// A 401 arrived: the start of the streak it belongs to.
+    fn started(&self) -> Instant {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Instant::now)
+    }
+
+    fn ended(&self) {
+        let mut since = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if since.is_some() {
+            *since = None;
+        }
+    }
+}
+
 /// The Graph client. Cheap to clone; every clone shares the token cache, the HTTP pool and the
 /// limiter.
 #[derive(Clone, Debug)]
@@ -80,6 +203,8 @@ struct Inner {
     budget: budget::PageBudget,
     /// The largest page body seen, the charge for a body of unknown length.
     largest_body: Arc<AtomicU64>,
+    /// Since when Graph refuses our tokens (401), if it does.
+    unauthorized: Arc<UnauthorizedStreak>,
 }
 
 /// The charge for a page body of unknown length before any page was seen.
@@ -115,6 +240,7 @@ impl GraphClient {
                 limiter,
                 budget: budget::PageBudget::new(config.page_buffer),
                 largest_body: Arc::new(AtomicU64::new(FIRST_BODY_ESTIMATE)),
+                unauthorized: Arc::default(),
             }),
         }
     }
@@ -135,6 +261,7 @@ impl GraphClient {
                 limiter: inner.limiter.clone(),
                 budget: inner.budget.clone(),
                 largest_body: inner.largest_body.clone(),
+                unauthorized: inner.unauthorized.clone(),
             }),
         }
     }
@@ -156,6 +283,15 @@ impl GraphClient {
     /// The stream ends after the first error; records of pages yielded before it are valid.
     /// Every request is counted in `stats`.
     ///
+    /// **`limits`** bound the time the stream spends waiting and retrying
+    /// ([`FetchLimits::deadline`]): when Graph (or the shared limiter, paused by an earlier
+    /// answer) asks to wait past the deadline, the stream ends at once with
+    /// [`Error::Throttled`] (whose `retry_after` is Graph's full `Retry-After`; a `Throttled`
+    /// error is returned only then, other throttling ends in [`Error::Exhausted`]); a page whose
+    /// retries would take too large a share of the time left gives up early with
+    /// [`Error::Exhausted`], so that a window of timeouts or server errors is split in time.
+    /// [`FetchLimits::default()`] has no deadline.
+    ///
     /// **Pages hold the page budget** (`GRAPH_PAGE_BUFFER`, [`budget`]) until their body and
     /// every slice of it are dropped: a consumer that keeps more pages than the budget admits
     /// waits for ever for the next one (a warning is logged after 30 s).
@@ -165,8 +301,9 @@ impl GraphClient {
         start: OffsetDateTime,
         end: OffsetDateTime,
         stats: Arc<FetchStats>,
+        limits: FetchLimits,
     ) -> impl futures::Stream<Item = Result<Page, Error>> + Send + 'static {
-        paging::window_stream(self.clone(), job.clone(), start, end, stats)
+        paging::window_stream(self.clone(), job.clone(), start, end, stats, limits)
     }
 
     /// `<endpoint>/<version>/<resource>?$filter=<time> ge <start> and <time> lt <end>&$top=<n>`,
@@ -224,7 +361,7 @@ impl GraphClient {
         }
     }
 
-    /// Fetches and parses one page, retrying as the [`RetryPolicy`] says.
+    /// Fetches and parses one page, retrying as the [`RetryPolicy`] says, within `limits`.
     async fn fetch_page(
         &self,
         url: &Url,
@@ -232,6 +369,7 @@ impl GraphClient {
         at: &PageRef,
         stats: &FetchStats,
         via_next_link: bool,
+        limits: FetchLimits,
     ) -> Result<ParsedPage, Error> {
         let inner = &*self.inner;
         let policy = &inner.policy;
@@ -239,22 +377,37 @@ impl GraphClient {
         let mut backoff = policy.backoff(policy.max_attempts.saturating_sub(1));
         let mut throttle_backoff = policy.backoff(policy.throttle_attempts);
         let mut licence_backoff = policy.backoff(policy.licence_attempts.saturating_sub(1));
+        let mut auth_backoff = policy.backoff(u32::MAX);
+        let mut clock = PageClock::new(limits, inner.request_timeout);
         let (mut attempts, mut throttles, mut refreshed) = (0u32, 0u32, false);
-        let mut token = inner.tokens.token().await.map_err(Error::Token)?;
         loop {
             attempts += 1;
             if attempts > 1 {
                 FetchStats::add(&stats.retries);
             }
-            inner.limiter.acquire().await;
+            if let Err(paused) = inner.limiter.acquire_before(limits.deadline).await {
+                let error = Error::Throttled {
+                    path,
+                    status: paused.status,
+                    retry_after: Some(paused.retry_after),
+                };
+                beyond_deadline_log(at, &error);
+                return Err(error);
+            }
+            // Taken once the limiter admits the request, so that no wait (limiter, Retry-After,
+            // backoff) can age it: the cache hands out the same token until it is due.
+            let token = inner.tokens.token().await.map_err(Error::Token)?;
             FetchStats::add(&stats.requests);
-            let started = std::time::Instant::now();
-            let response = self.send(url, &token, &path).await;
+            let started = Instant::now();
+            let timeout = clock.attempt_timeout(started);
+            clock.sent(started);
+            let response = self.send(url, &token, &path, timeout).await;
+            clock.finished(started.elapsed());
             let (status, headers, body) = match response {
                 Ok(parts) => parts,
                 Err(error) => {
                     // Timeouts and dropped connections.
-                    let Some(delay) = backoff.next() else {
+                    let Some(delay) = backoff.next().filter(|d| clock.allows(*d)) else {
                         return Err(exhausted(path, attempts, error));
                     };
                     retry_log(at, attempts, None, &error, delay, None);
@@ -266,6 +419,7 @@ impl GraphClient {
             if status == StatusCode::OK {
                 match page::parse_page_at(body, job, at) {
                     Ok(parsed) => {
+                        inner.unauthorized.ended();
                         tracing::debug!(
                             url.path = %path,
                             page.index = at.index,
@@ -278,7 +432,7 @@ impl GraphClient {
                         return Ok(parsed);
                     }
                     Err(error) if error.is_transient() => {
-                        let Some(delay) = backoff.next() else {
+                        let Some(delay) = backoff.next().filter(|d| clock.allows(*d)) else {
                             return Err(exhausted(path, attempts, error));
                         };
                         retry_log(
@@ -297,24 +451,51 @@ impl GraphClient {
             }
             let graph_error = GraphErrorBody::parse(&body);
             match status.as_u16() {
-                401 if !refreshed => {
-                    tracing::warn!(
-                        url.path = %path,
-                        page.index = at.index,
-                        http.status = 401,
-                        graph.code = %graph_error.code,
-                        graph.request_id = request_id.as_deref().unwrap_or(""),
-                        "graph refused the token: refreshing it once"
+                401 => {
+                    let since = inner.unauthorized.started();
+                    if !refreshed {
+                        tracing::warn!(
+                            url.path = %path,
+                            page.index = at.index,
+                            http.status = 401,
+                            graph.code = %graph_error.code,
+                            graph.request_id = request_id.as_deref().unwrap_or(""),
+                            "graph refused the token: refreshing it"
+                        );
+                        refreshed = true;
+                        inner
+                            .tokens
+                            .refresh_after_rejection(&token)
+                            .await
+                            .map_err(Error::Token)?;
+                        continue;
+                    }
+                    // Refused again with a new token: new credentials and admin consent take
+                    // minutes to reach every Graph front end, so keep trying for a while (the
+                    // grace since the streak's first 401, within the page's time).
+                    let error = Error::Unauthorized { path: path.clone() };
+                    let delay = auth_backoff.next().filter(|d| {
+                        since.elapsed().saturating_add(*d) < policy.unauthorized_grace
+                            && clock.allows(*d)
+                    });
+                    let Some(delay) = delay else {
+                        return Err(error);
+                    };
+                    retry_log(
+                        at,
+                        attempts,
+                        Some(401),
+                        &error,
+                        delay,
+                        request_id.as_deref(),
                     );
-                    refreshed = true;
-                    token = inner
+                    tokio::time::sleep(delay).await;
+                    inner
                         .tokens
                         .refresh_after_rejection(&token)
                         .await
                         .map_err(Error::Token)?;
-                    continue;
                 }
-                401 => return Err(Error::Unauthorized { path }),
                 status @ (429 | 503) => {
                     if status == 429 {
                         FetchStats::add(&stats.throttled);
@@ -323,19 +504,27 @@ impl GraphClient {
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    inner.limiter.penalise(retry_after);
+                    inner.limiter.penalise_status(status, retry_after);
                     let error = Error::Throttled {
                         path: path.clone(),
                         status,
                         retry_after,
                     };
+                    if let (Some(deadline), Some(wait)) = (limits.deadline, retry_after) {
+                        // Graph asks to wait past the end of the caller's run: say so now.
+                        let ends = Instant::now().checked_add(wait);
+                        if ends.is_none_or(|ends| ends > deadline) {
+                            beyond_deadline_log(at, &error);
+                            return Err(error);
+                        }
+                    }
                     throttles += 1;
                     let delay = match retry_after {
                         _ if throttles > policy.throttle_attempts => None,
                         Some(wait) => Some(wait.min(policy.max_retry_after)),
                         None => throttle_backoff.next(),
                     };
-                    let Some(delay) = delay else {
+                    let Some(delay) = delay.filter(|d| clock.allows(*d)) else {
                         return Err(exhausted(path, attempts, error));
                     };
                     retry_log(
@@ -353,6 +542,10 @@ impl GraphClient {
                     let Some(delay) = licence_backoff.next() else {
                         return Err(error);
                     };
+                    if !clock.allows(delay) {
+                        // Out of time for this page, not out of tries: another run may do.
+                        return Err(exhausted(path, attempts, error));
+                    }
                     retry_log(
                         at,
                         attempts,
@@ -384,7 +577,7 @@ impl GraphClient {
                         status,
                         code: graph_error.code,
                     };
-                    let Some(delay) = backoff.next() else {
+                    let Some(delay) = backoff.next().filter(|d| clock.allows(*d)) else {
                         return Err(exhausted(path, attempts, error));
                     };
                     retry_log(
@@ -408,14 +601,15 @@ impl GraphClient {
         }
     }
 
-    /// One request: status, headers and the whole body within the request timeout. A `200`
-    /// body is read only once the page budget admits it (the wait is not counted in the
-    /// timeout), and holds its charge for as long as any slice of it lives.
+    /// One request: status, headers and the whole body within `timeout`. A `200` body is read
+    /// only once the page budget admits it (the wait is not counted in the timeout), and holds
+    /// its charge for as long as any slice of it lives.
     async fn send(
         &self,
         url: &Url,
         token: &azure_core::credentials::Secret,
         path: &str,
+        timeout: Duration,
     ) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
         let inner = &*self.inner;
         let request = inner
@@ -426,7 +620,7 @@ impl GraphClient {
             .header("client-request-id", uuid::Uuid::new_v4().to_string());
         let timed_out = || Error::Timeout {
             path: path.to_owned(),
-            timeout: inner.request_timeout,
+            timeout,
         };
         let failed = |source: reqwest::Error| {
             if source.is_timeout() {
@@ -438,7 +632,7 @@ impl GraphClient {
                 }
             }
         };
-        let deadline = tokio::time::Instant::now() + inner.request_timeout;
+        let deadline = later(Instant::now(), timeout);
         let mut response = tokio::time::timeout_at(deadline, request.send())
             .await
             .map_err(|_| timed_out())?
@@ -447,10 +641,10 @@ impl GraphClient {
         let headers = response.headers().clone();
         let length = response.content_length();
         let (hold, deadline) = if status == StatusCode::OK {
-            let waiting = tokio::time::Instant::now();
+            let waiting = Instant::now();
             let estimate = length.unwrap_or_else(|| inner.largest_body.load(Ordering::Relaxed));
             let hold = inner.budget.reserve(estimate.saturating_mul(2)).await;
-            (Some(hold), deadline + waiting.elapsed())
+            (Some(hold), later(deadline, waiting.elapsed()))
         } else {
             (None, deadline)
         };
@@ -480,6 +674,12 @@ impl GraphClient {
     }
 }
 
+/// `at + wait`, or about 30 years after `at` when that overflows (absurd configured timeouts).
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
+}
+
 fn exhausted(path: String, attempts: u32, last: Error) -> Error {
     Error::Exhausted {
         path,
@@ -494,6 +694,16 @@ fn forbidden(path: String, graph_error: &GraphErrorBody, job: &JobSpec) -> Error
         code: graph_error.code.clone(),
         hint: job.forbidden_hint.to_owned(),
     }
+}
+
+fn beyond_deadline_log(at: &PageRef, error: &Error) {
+    tracing::warn!(
+        url.path = %at.path,
+        page.index = at.index,
+        retry.after_ms = error.retry_after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        error = %error,
+        "graph asks to wait past the deadline: giving up on this window"
+    );
 }
 
 fn retry_log(
@@ -691,6 +901,65 @@ mod tests {
             graph.check_next_link("not a url", &at),
             Err(Error::InvalidPage { .. })
         ));
+    }
+
+    #[test]
+    fn without_a_deadline_pages_keep_todays_timeout_and_retries() {
+        let mut clock = PageClock::new(FetchLimits::default(), Duration::from_secs(120));
+        let t0 = Instant::now();
+        assert_eq!(clock.attempt_timeout(t0), Duration::from_secs(120));
+        clock.sent(t0);
+        clock.finished(Duration::from_secs(120));
+        assert!(clock.allows_at(t0 + Duration::from_secs(3600), Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn under_a_deadline_a_page_retries_within_a_quarter_of_the_time_left() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let limits = FetchLimits::until(t0 + secs(20));
+        let mut clock = PageClock::new(limits, secs(2));
+        assert_eq!(clock.attempt_timeout(t0), secs(2));
+        clock.sent(t0);
+        // The first attempt timed out after 2 s: a second fits in max(2 s, 20 s / 4).
+        clock.finished(secs(2));
+        let backoff = Duration::from_millis(10);
+        assert!(clock.allows_at(t0 + secs(2), backoff));
+        // The second timed out too: a third would end after 6 s.
+        clock.sent(t0 + secs(2) + backoff);
+        clock.finished(secs(2));
+        assert!(!clock.allows_at(t0 + secs(4) + backoff, backoff));
+        // Later attempts do not move the page's start or budget.
+        assert_eq!(clock.first, Some((t0, secs(5))));
+
+        // Quick failures are retried for as long as the budget lasts.
+        let mut clock = PageClock::new(FetchLimits::until(t0 + secs(480)), secs(120));
+        clock.sent(t0);
+        clock.finished(Duration::from_millis(50));
+        assert!(clock.allows_at(t0 + secs(100), secs(16)));
+        assert!(!clock.allows_at(t0 + secs(100), secs(20)));
+        // A retry after an absurd delay never fits.
+        assert!(!clock.allows_at(t0, Duration::MAX));
+    }
+
+    #[test]
+    fn attempts_near_the_deadline_get_what_is_left_but_at_least_a_second() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let clock = PageClock::new(FetchLimits::until(t0 + secs(30)), secs(120));
+        assert_eq!(clock.attempt_timeout(t0), secs(30));
+        assert_eq!(
+            clock.attempt_timeout(t0 + secs(29) + Duration::from_millis(500)),
+            secs(1)
+        );
+        assert_eq!(clock.attempt_timeout(t0 + secs(60)), secs(1));
+        // Never longer than GRAPH_REQUEST_TIMEOUT, even when that is under a second.
+        let short = PageClock::new(FetchLimits::until(t0), Duration::from_millis(300));
+        assert_eq!(short.attempt_timeout(t0), Duration::from_millis(300));
+        // The page's budget is GRAPH_REQUEST_TIMEOUT when a quarter of what is left is less.
+        let mut late = PageClock::new(FetchLimits::until(t0 + secs(30)), secs(120));
+        late.sent(t0);
+        assert_eq!(late.first, Some((t0, secs(120))));
     }
 
     #[test]

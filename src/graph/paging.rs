@@ -9,6 +9,10 @@
 //!   halves are pushed (earlier half first), unless a half would be narrower than
 //!   `GRAPH_MIN_WINDOW`;
 //! - anything else: the error is yielded and the stream ends.
+//!
+//! Every page is fetched within the stream's [`FetchLimits`]: under a deadline a page gives up
+//! early (so that the split above happens while the run can still fetch both halves), and a
+//! `Retry-After` past the deadline ends the stream with `Throttled` (never split or restarted).
 
 use std::sync::Arc;
 
@@ -19,7 +23,7 @@ use url::Url;
 
 use super::error::{Error, PageRef};
 use super::page::{Page, check_window};
-use super::{FetchStats, GraphClient};
+use super::{FetchLimits, FetchStats, GraphClient};
 use crate::job::JobSpec;
 
 /// See [`GraphClient::fetch_window`].
@@ -29,6 +33,7 @@ pub(super) fn window_stream(
     start: OffsetDateTime,
     end: OffsetDateTime,
     stats: Arc<FetchStats>,
+    limits: FetchLimits,
 ) -> impl Stream<Item = Result<Page, Error>> + Send + 'static {
     let (start, end) = (ceil_to_tick(start), ceil_to_tick(end));
     let span = tracing::info_span!(
@@ -50,6 +55,7 @@ pub(super) fn window_stream(
         client,
         job,
         stats,
+        limits,
         pending,
         cursor: None,
         next_index: 0,
@@ -81,6 +87,7 @@ struct Walk {
     client: GraphClient,
     job: JobSpec,
     stats: Arc<FetchStats>,
+    limits: FetchLimits,
     /// Windows still to fetch; the last is next.
     pending: Vec<Window>,
     cursor: Option<Cursor>,
@@ -140,7 +147,14 @@ impl Walk {
         let via_next_link = cursor.page_in_window > 0;
         let parsed = self
             .client
-            .fetch_page(&cursor.url, &self.job, at, &self.stats, via_next_link)
+            .fetch_page(
+                &cursor.url,
+                &self.job,
+                at,
+                &self.stats,
+                via_next_link,
+                self.limits,
+            )
             .await?;
         check_window(
             &parsed.page,

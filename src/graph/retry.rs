@@ -2,12 +2,26 @@
 //!
 //! | Failure | Reaction |
 //! |---|---|
-//! | 429, 503 | wait exactly `Retry-After` (integer, fractional or HTTP date; keyed on the status, not the error code), or our own backoff without it; up to `throttle_attempts`; the shared limiter slows down |
+//! | 429, 503 | wait exactly `Retry-After` (integer, fractional or HTTP date; keyed on the status, not the error code; a single wait at most `max_retry_after`), or our own backoff without it; up to `throttle_attempts`; the shared limiter slows down and pauses for the `Retry-After` (one response pauses it at most an hour, [`super::throttle::MAX_PAUSE`]). **With a deadline**, a `Retry-After` (or a limiter pause) that ends after it ends the stream at once with `Throttled` carrying the full `Retry-After` |
 //! | 500, 502, 504 (any other 5xx), timeouts, dropped connections, truncated or unparseable bodies | exponential backoff with jitter (backon), up to `max_attempts` per page; then the window is split |
-//! | 401 | one token refresh, then the same URL again; a second 401 is permanent |
+//! | 401 | a token refresh, then the same URL again at once; a 401 after that is retried with backoff and a forced refresh each time (consent and new credentials take minutes to reach every Graph front end) while `unauthorized_grace` (5 min) has not passed since the first 401 of the streak (the streak is the process's: it ends with any page received) and, under a deadline, within the page's time; then permanent (`Unauthorized`) |
 //! | 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant` | intermittent on licensed tenants: `licence_attempts` tries in all |
 //! | 400 naming the skip token, on a nextLink | the window restarts from its first page, up to `window_restarts` times |
 //! | other 400, other 403, 404, other 4xx | permanent, explained |
+//!
+//! **Deadline** ([`super::FetchLimits::deadline`], the end of the caller's run budget). Without
+//! one, the table is the whole story. With one, besides the `Retry-After` rule above:
+//! - each attempt's timeout is `GRAPH_REQUEST_TIMEOUT`, or the time left to the deadline when
+//!   that is shorter, but at least [`MIN_ATTEMPT_TIMEOUT`];
+//! - the retries of one page, whatever their class, stop when the next one (its delay plus an
+//!   attempt as long as the longest so far) would end more than
+//!   `max(GRAPH_REQUEST_TIMEOUT, (deadline - first attempt) / 4)` after the page's first
+//!   attempt was sent (the wait in the limiter before it does not count): the page fails with
+//!   `Exhausted` as if its attempts had run out (401s: `Unauthorized`), so a window of timeouts
+//!   or server errors is split while the run still has time to fetch both halves.
+//!
+//! Every attempt, retries included, takes the token only once the limiter has admitted it: no
+//! wait (limiter, `Retry-After`, backoff) can make a short-lived token expire on its way.
 
 use std::time::{Duration, SystemTime};
 
@@ -32,11 +46,21 @@ pub struct RetryPolicy {
     pub licence_attempts: u32,
     /// Restarts of one window after expired skip tokens.
     pub window_restarts: u32,
+    /// How long 401s are retried (with backoff and a forced token refresh each time) after the
+    /// first 401 of a streak, before `Unauthorized`.
+    pub unauthorized_grace: Duration,
 }
+
+/// The shortest timeout an attempt gets, however close the deadline.
+pub const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A page's retries may use `1 / PAGE_SHARE` of the time left to the deadline at its first
+/// attempt (or `GRAPH_REQUEST_TIMEOUT`, when longer).
+pub const PAGE_SHARE: u32 = 4;
 
 impl RetryPolicy {
     /// Production delays: 1 s doubling to 60 s, 20 throttled responses per page, Retry-After up
-    /// to 5 min, 3 licence tries, 3 window restarts.
+    /// to 5 min, 3 licence tries, 3 window restarts, 401s retried for 5 min.
     pub fn from_config(config: &GraphConfig) -> RetryPolicy {
         RetryPolicy {
             max_attempts: config.max_attempts.max(1),
@@ -46,10 +70,11 @@ impl RetryPolicy {
             max_retry_after: Duration::from_secs(300),
             licence_attempts: 3,
             window_restarts: 3,
+            unauthorized_grace: Duration::from_secs(300),
         }
     }
 
-    /// The same classes with millisecond delays, for tests.
+    /// The same classes with millisecond delays (401s retried for 1 s), for tests.
     pub fn fast(max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
             max_attempts: max_attempts.max(1),
@@ -59,6 +84,7 @@ impl RetryPolicy {
             max_retry_after: Duration::from_secs(30),
             licence_attempts: 3,
             window_restarts: 3,
+            unauthorized_grace: Duration::from_secs(1),
         }
     }
 
@@ -75,7 +101,12 @@ impl RetryPolicy {
 }
 
 /// Parses a `Retry-After` value: a decimal number of seconds (`10`, `2.128`) or an HTTP date
-/// (a date in the past means now). `None` for anything else, negative or absurd values included.
+/// (a date in the past means now). A number too large for a `Duration`
+/// (`99999999999999999999`) saturates at `Duration::MAX`: Graph asked to wait, and far longer
+/// than anyone will. `None` for anything else (negative numbers, exponents, text).
+///
+/// The result can be that large: callers add it to an instant only with `checked_add` (the
+/// limiter caps the pause at [`super::throttle::MAX_PAUSE`]).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let is_decimal = !value.is_empty()
@@ -84,7 +115,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         && value.bytes().any(|b| b.is_ascii_digit());
     if is_decimal {
         let seconds: f64 = value.parse().ok()?;
-        return Duration::try_from_secs_f64(seconds).ok();
+        // Digits and one dot: never negative or NaN; too large (or infinite) saturates.
+        return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -122,7 +154,30 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad}");
         }
-        assert_eq!(parse_retry_after(&"9".repeat(400), now), None);
+    }
+
+    #[test]
+    fn absurd_values_saturate_without_overflow() {
+        let now = SystemTime::now();
+        for huge in [
+            "99999999999999999999",
+            "18446744073709551616",
+            &"9".repeat(400),
+        ] {
+            assert_eq!(parse_retry_after(huge, now), Some(Duration::MAX), "{huge}");
+        }
+        // Large but representable: the exact value.
+        assert_eq!(
+            parse_retry_after("4000000000", now),
+            Some(Duration::from_secs(4_000_000_000))
+        );
+        let far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).unwrap();
+        assert!(far > Duration::from_secs(7900 * 365 * 86400), "{far:?}");
+        assert!(
+            tokio::time::Instant::now()
+                .checked_add(Duration::MAX)
+                .is_none()
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!
 //! Policy after Graph throttles anyway (429 or 503, see [`Limiter::penalise`]):
 //! - **pause**: when the response carried `Retry-After`, no request of either job starts before
-//!   it has elapsed (Graph's limit is shared, so the other job would be throttled too);
+//!   it has elapsed (Graph's limit is shared, so the other job would be throttled too); one
+//!   `Retry-After` pauses the limiter for at most [`MAX_PAUSE`] (an absurd or hostile value,
+//!   `99999999999999999999` or a date in the year 9999, cannot stop the process for ever);
 //! - **multiplicative decrease**: the budget is halved (never below 1 per period), once per
 //!   period: the requests already in flight when Graph first answers 429 are answered 429 too,
 //!   and they are one event, not one halving each;
@@ -15,6 +17,9 @@
 //!   configured budget (at least one request), until the budget is reached again.
 //!
 //! Waiters are served first come, first served (a fair async mutex is held while waiting).
+//! A waiter with a deadline ([`Limiter::acquire_before`]) does not wait for a pause that ends
+//! after it: it is told at once (and woken when a new pause starts while it waits), so that a
+//! fetch whose run budget cannot outlast Graph's `Retry-After` ends instead of sleeping.
 //! Each window is widened by [`SAFETY_MARGIN`] so that small delays between our clock and
 //! Graph's arrival times cannot put one request too many in Graph's window.
 
@@ -29,14 +34,21 @@ pub const GRAPH_PERIOD: Duration = Duration::from_secs(10);
 /// Added to every window: requests start, but Graph counts arrivals.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(250);
 
+/// The longest pause one `Retry-After` can impose on the limiter.
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
 /// Keeps Graph requests within `max` per `period`; shared by every job of the process.
 #[derive(Debug)]
 pub struct Limiter {
     max: u32,
     period: Duration,
     margin: Duration,
+    /// The longest pause one `Retry-After` imposes ([`MAX_PAUSE`] unless set for tests).
+    max_pause: Duration,
     /// Held while waiting for a slot, so waiters are served in order.
     queue: tokio::sync::Mutex<()>,
+    /// Woken when a pause starts or is extended, so that waiters with a deadline re-check.
+    pause_changed: tokio::sync::Notify,
     state: std::sync::Mutex<State>,
 }
 
@@ -48,7 +60,44 @@ struct State {
     last_change: Instant,
     /// When the limit was last halved.
     last_penalty: Option<Instant>,
+    /// No request starts before this (the `Retry-After` in force, capped at `max_pause`).
     paused_until: Option<Instant>,
+    /// The `Retry-After` that ends last as Graph asked for it (not capped), for [`Paused`].
+    asked: Option<Asked>,
+}
+
+/// One `Retry-After` as Graph sent it.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    status: u16,
+    at: Instant,
+    wait: Duration,
+}
+
+impl Asked {
+    /// When it ends; `None` when that is beyond what an `Instant` can hold.
+    fn end(&self) -> Option<Instant> {
+        self.at.checked_add(self.wait)
+    }
+
+    /// Whether it ends after `other` (an end beyond an `Instant`'s range is the latest).
+    fn ends_after(&self, other: &Asked) -> bool {
+        match (self.end(), other.end()) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => a > b,
+        }
+    }
+}
+
+/// [`Limiter::acquire_before`] refused: the limiter is paused past the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paused {
+    /// The status that paused it (429 or 503).
+    pub status: u16,
+    /// What is left of the `Retry-After` Graph asked for, as Graph asked it (not capped at
+    /// [`MAX_PAUSE`]).
+    pub retry_after: Duration,
 }
 
 /// A snapshot for logs and tests.
@@ -76,39 +125,82 @@ impl Limiter {
             max,
             period,
             margin: period.mul_f64(SAFETY_MARGIN.as_secs_f64() / GRAPH_PERIOD.as_secs_f64()),
+            max_pause: MAX_PAUSE,
             queue: tokio::sync::Mutex::new(()),
+            pause_changed: tokio::sync::Notify::new(),
             state: std::sync::Mutex::new(State {
                 starts: VecDeque::with_capacity(max as usize + 1),
                 limit: max,
                 last_change: Instant::now(),
                 last_penalty: None,
                 paused_until: None,
+                asked: None,
             }),
         }
     }
 
+    /// The same limiter with another cap on the pause one `Retry-After` imposes (tests).
+    pub fn with_max_pause(mut self, max_pause: Duration) -> Limiter {
+        self.max_pause = max_pause;
+        self
+    }
+
     /// Waits until one more request may start, and records its start.
     pub async fn acquire(&self) {
-        let _turn = self.queue.lock().await;
+        // Without a deadline no pause is refused.
+        let _ = self.acquire_before(None).await;
+    }
+
+    /// Like [`Limiter::acquire`], but refuses at once, without waiting, when the limiter is
+    /// paused (Graph's `Retry-After`) until after `deadline`, also when that pause starts while
+    /// this call waits. Waiting for a free slot of the budget is never refused. `None` waits
+    /// like [`Limiter::acquire`].
+    pub async fn acquire_before(&self, deadline: Option<Instant>) -> Result<(), Paused> {
+        let _turn = loop {
+            let notified = self.pause_changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            self.lock().check_pause(Instant::now(), deadline)?;
+            let turn = tokio::select! {
+                turn = self.queue.lock() => Some(turn),
+                () = &mut notified, if deadline.is_some() => None,
+            };
+            if let Some(turn) = turn {
+                break turn;
+            }
+        };
         loop {
-            let wait = {
+            let notified = self.pause_changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let until = {
                 let mut state = self.lock();
                 let now = Instant::now();
+                state.check_pause(now, deadline)?;
                 match state.slot(now, self) {
                     None => {
                         state.starts.push_back(now);
-                        return;
+                        return Ok(());
                     }
-                    Some(until) => until - now,
+                    Some(until) => until,
                 }
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = &mut notified, if deadline.is_some() => {}
+            }
         }
     }
 
     /// Graph throttled a request (429, or 503): halve the budget and, with a `Retry-After`, hold
-    /// every request until it has passed.
+    /// every request until it has passed (at most [`MAX_PAUSE`] for one `Retry-After`).
     pub fn penalise(&self, retry_after: Option<Duration>) {
+        self.penalise_status(429, retry_after);
+    }
+
+    /// [`Limiter::penalise`] for a response with `status` (429 or 503), which
+    /// [`Limiter::acquire_before`] reports when the pause outlasts a deadline.
+    pub fn penalise_status(&self, status: u16, retry_after: Option<Duration>) {
         let mut state = self.lock();
         let now = Instant::now();
         state.recover(now, self);
@@ -121,15 +213,38 @@ impl Limiter {
             state.last_penalty = Some(now);
         }
         state.last_change = now;
+        let limit = state.limit;
+        let mut extended = false;
         if let Some(delay) = retry_after {
-            let until = now + delay;
-            state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+            let pause = delay.min(self.max_pause);
+            let until = now
+                .checked_add(pause)
+                .or_else(|| now.checked_add(MAX_PAUSE))
+                .unwrap_or(now);
+            let over = state.paused_until.is_none_or(|p| p <= now);
+            let asked = Asked {
+                status,
+                at: now,
+                wait: delay,
+            };
+            if over || state.asked.is_none_or(|a| asked.ends_after(&a)) {
+                state.asked = Some(asked);
+            }
+            if state.paused_until.is_none_or(|p| until > p) {
+                state.paused_until = Some(until);
+                extended = true;
+            }
+        }
+        drop(state);
+        if extended {
+            self.pause_changed.notify_waiters();
         }
         tracing::debug!(
             throttle.limit_before = previous,
-            throttle.limit = state.limit,
+            throttle.limit = limit,
             throttle.max = self.max,
-            retry.after_ms = retry_after.map(|d| d.as_millis() as u64),
+            http.status = status,
+            retry.after_ms = retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             "graph throttled: slowing down"
         );
     }
@@ -158,6 +273,29 @@ impl Limiter {
 }
 
 impl State {
+    /// `Err` when a pause in force ends after `deadline`.
+    fn check_pause(&self, now: Instant, deadline: Option<Instant>) -> Result<(), Paused> {
+        let (Some(deadline), Some(until)) = (deadline, self.paused_until) else {
+            return Ok(());
+        };
+        if until <= now || until <= deadline {
+            return Ok(());
+        }
+        let (status, retry_after) = match self.asked {
+            Some(asked) => (
+                asked.status,
+                asked
+                    .wait
+                    .saturating_sub(now.saturating_duration_since(asked.at)),
+            ),
+            None => (429, until.saturating_duration_since(now)),
+        };
+        Err(Paused {
+            status,
+            retry_after: retry_after.max(until.saturating_duration_since(now)),
+        })
+    }
+
     /// `None` when a request may start now, else the instant to try again.
     fn slot(&mut self, now: Instant, limiter: &Limiter) -> Option<Instant> {
         if let Some(until) = self.paused_until {
@@ -296,5 +434,79 @@ mod tests {
         limiter.acquire().await;
         // Three of the four starts must leave the window first (1 s + 2.5% margin).
         assert_eq!(t0.elapsed(), Duration::from_millis(1025));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_retry_after_pauses_at_most_an_hour_whatever_it_asks() {
+        let limiter = Limiter::new(5);
+        limiter.penalise(Some(Duration::MAX));
+        let t0 = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(t0.elapsed(), MAX_PAUSE);
+        let short = Limiter::new(5).with_max_pause(Duration::from_secs(2));
+        short.penalise_status(503, Some(Duration::from_secs(u64::MAX)));
+        let t0 = Instant::now();
+        short.acquire().await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_past_the_deadline_is_refused_at_once_with_what_graph_asked() {
+        let limiter = Limiter::new(5);
+        limiter.penalise_status(503, Some(Duration::from_secs(7200)));
+        let t0 = Instant::now();
+        let refused = limiter
+            .acquire_before(Some(t0 + Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+        assert_eq!(t0.elapsed(), Duration::ZERO, "no waiting");
+        assert_eq!(refused.status, 503);
+        assert_eq!(refused.retry_after, Duration::from_secs(7200), "not capped");
+        // A pause that ends before the deadline is waited for.
+        let deadline = t0 + MAX_PAUSE + Duration::from_secs(1);
+        limiter.acquire_before(Some(deadline)).await.unwrap();
+        assert_eq!(t0.elapsed(), MAX_PAUSE);
+        // A later, shorter Retry-After replaces the expired one.
+        limiter.penalise(Some(Duration::from_secs(30)));
+        let refused = limiter
+            .acquire_before(Some(Instant::now() + Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.retry_after, Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_are_told_when_a_pause_starts_while_they_wait() {
+        // One slot per period: the second waiter sleeps for the slot, the third waits its turn.
+        let limiter = Arc::new(Limiter::with_period(1, Duration::from_secs(10)));
+        limiter.acquire().await;
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(60);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    let result = limiter.acquire_before(Some(deadline)).await;
+                    (result, t0.elapsed())
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        limiter.penalise(Some(Duration::from_secs(600)));
+        for waiter in waiters {
+            let (result, elapsed) = waiter.await.unwrap();
+            let refused = result.unwrap_err();
+            assert_eq!(
+                elapsed,
+                Duration::from_secs(1),
+                "refused as the pause started"
+            );
+            assert_eq!(refused.retry_after, Duration::from_secs(600));
+        }
+        // Without a deadline the pause is waited out.
+        let t1 = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(t1.elapsed(), Duration::from_secs(600));
     }
 }

@@ -11,7 +11,7 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use entra_export::auth::{TokenCache, build_credential};
 use entra_export::config::Config;
 use entra_export::graph::throttle::Limiter;
-use entra_export::graph::{Error, FetchStats, GraphClient, Page, RetryPolicy};
+use entra_export::graph::{Error, FetchLimits, FetchStats, GraphClient, Page, RetryPolicy};
 use entra_export::job::{JobKind, JobSpec};
 use futures::StreamExt;
 use graph_sim::{Fault, FaultKind, Resource, RetryAfterStyle, Sim, SimConfig, Throttle};
@@ -141,11 +141,23 @@ async fn collect(
     start: OffsetDateTime,
     end: OffsetDateTime,
 ) -> (Vec<Page>, Option<Error>) {
-    let mut stream = std::pin::pin!(
-        setup
-            .graph
-            .fetch_window(job, start, end, setup.stats.clone())
-    );
+    collect_within(setup, job, start, end, FetchLimits::default()).await
+}
+
+/// [`collect`] within `limits`.
+async fn collect_within(
+    setup: &Setup,
+    job: &JobSpec,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    limits: FetchLimits,
+) -> (Vec<Page>, Option<Error>) {
+    let mut stream =
+        std::pin::pin!(
+            setup
+                .graph
+                .fetch_window(job, start, end, setup.stats.clone(), limits)
+        );
     let mut pages = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
@@ -534,7 +546,8 @@ async fn a_401_mid_run_refreshes_the_token_and_retries_the_same_page() {
         signins(),
         start,
         end,
-        setup.stats.clone()
+        setup.stats.clone(),
+        FetchLimits::default()
     ));
     let mut pages = vec![stream.next().await.unwrap().unwrap()];
     setup
@@ -559,7 +572,7 @@ async fn a_401_mid_run_refreshes_the_token_and_retries_the_same_page() {
 }
 
 #[tokio::test]
-async fn a_second_401_is_permanent() {
+async fn a_401_that_outlasts_the_grace_for_new_credentials_is_permanent() {
     let setup = setup(
         SimConfig {
             faults: vec![Fault::new(FaultKind::ExpiredToken)],
@@ -569,12 +582,53 @@ async fn a_second_401_is_permanent() {
     )
     .await;
     let (start, end) = window(&setup.sim, 5, 2);
+    let started = Instant::now();
     let (pages, error) = collect(&setup, signins(), start, end).await;
+    let elapsed = started.elapsed();
     assert!(pages.is_empty());
     let error = error.unwrap();
     assert!(matches!(error, Error::Unauthorized { .. }), "{error:?}");
     assert!(!error.is_transient());
-    assert_eq!(setup.sim.counters().unauthorized, 2);
+    // RetryPolicy::fast retries 401s for 1 s (the last retry starts before it ends), each time
+    // with a new token.
+    assert!(elapsed >= Duration::from_millis(800), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let counters = setup.sim.counters();
+    assert!(counters.unauthorized > 3, "{counters:?}");
+    assert_eq!(
+        counters.tokens_issued, counters.unauthorized,
+        "{counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_while_new_credentials_propagate_is_retried_until_graph_accepts_them() {
+    // Graph refuses the first six requests whatever the token, as while an app's admin consent
+    // reaches every front end.
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::ExpiredToken).first(6)],
+            ..sim_config()
+        },
+        Options {
+            policy: RetryPolicy {
+                unauthorized_grace: Duration::from_secs(20),
+                ..RetryPolicy::fast(6)
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_exactly_once(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    let counters = setup.sim.counters();
+    assert_eq!(counters.unauthorized, 6);
+    assert_eq!(counters.tokens_issued, 7, "a new token after every 401");
 }
 
 #[tokio::test]
@@ -601,6 +655,52 @@ async fn short_lived_tokens_are_refreshed_ahead_of_expiry() {
         "refreshed before Graph refused it"
     );
     assert!(counters.tokens_issued >= 2, "{counters:?}");
+}
+
+#[tokio::test]
+async fn short_lived_tokens_outlive_waits_in_a_busy_limiter() {
+    // Tokens live 15 s (refreshed after 7.5 s); eight windows share 3 requests per 10 s, so a
+    // request waits up to about 25 s in the limiter: a token taken before that wait would
+    // expire on the way, and its replacement too.
+    let setup = setup(
+        SimConfig {
+            token_lifetime: Duration::from_secs(15),
+            throttle: Some(Throttle {
+                requests: 3,
+                per: Duration::from_secs(10),
+            }),
+            ..sim_config()
+        },
+        Options {
+            limiter: Arc::new(Limiter::new(3)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (first, _) = window(&setup.sim, 5, 4);
+    let windows: Vec<_> = (0..8)
+        .map(|n| {
+            let start = first + time::Duration::minutes(20 * n);
+            (start, start + time::Duration::minutes(20))
+        })
+        .collect();
+    let results = futures::future::join_all(
+        windows
+            .iter()
+            .map(|&(start, end)| collect(&setup, signins(), start, end)),
+    )
+    .await;
+    for ((start, end), (pages, error)) in windows.iter().zip(&results) {
+        assert!(error.is_none(), "{error:?}");
+        assert_exactly_once(
+            pages,
+            &truth_ids(&setup.sim, Resource::SignIns, *start, *end),
+        );
+    }
+    let counters = setup.sim.counters();
+    assert_eq!(counters.unauthorized, 0, "{counters:?}");
+    assert!(counters.tokens_issued >= 3, "{counters:?}");
+    assert!(load(&setup.stats.requests) >= 16);
 }
 
 #[tokio::test]
@@ -656,6 +756,196 @@ async fn a_window_that_keeps_timing_out_is_split() {
         &truth_ids(&setup.sim, Resource::SignIns, start, end),
     );
     assert_eq!(load(&setup.stats.window_splits), 1);
+}
+
+/// How long a test may take for what should happen "at once".
+const PROMPTLY: Duration = Duration::from_millis(1500);
+
+#[tokio::test]
+async fn a_retry_after_past_the_deadline_ends_the_streams_at_once() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::TooManyRequests("600".into())).first(1)],
+            ..sim_config()
+        },
+        Options {
+            // Production's longest single wait, so that sleeping would show.
+            policy: RetryPolicy {
+                max_retry_after: Duration::from_secs(300),
+                ..RetryPolicy::fast(6)
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 2);
+    let started = Instant::now();
+    let limits = FetchLimits::until(tokio::time::Instant::now() + Duration::from_secs(5));
+    // Two windows at once: one is answered 429 with Retry-After 600, the other then finds the
+    // shared limiter paused for 600 s, past its deadline too.
+    let ((_, first), (_, second)) = tokio::join!(
+        collect_within(&setup, signins(), start, end, limits),
+        collect_within(&setup, audits(), start, end, limits)
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < PROMPTLY, "no sleeping: {elapsed:?}");
+    let mut retry_afters = Vec::new();
+    for error in [first.unwrap(), second.unwrap()] {
+        match &error {
+            Error::Throttled {
+                status: 429,
+                retry_after: Some(wait),
+                ..
+            } => retry_afters.push(*wait),
+            other => panic!("{other:?}"),
+        }
+        assert!(error.is_transient());
+        assert_eq!(error.retry_after(), retry_afters.last().copied());
+    }
+    retry_afters.sort();
+    assert_eq!(
+        retry_afters[1],
+        Duration::from_secs(600),
+        "the full Retry-After"
+    );
+    assert!(
+        retry_afters[0] > Duration::from_secs(590),
+        "what is left of it: {retry_afters:?}"
+    );
+    let (_, error) = collect_within(&setup, signins(), start, end, limits).await;
+    let text = error.unwrap().to_string();
+    assert!(
+        text.ends_with("(HTTP 429) for 600 s (Retry-After)"),
+        "{text}"
+    );
+    assert_eq!(load(&setup.stats.throttled), 1);
+    assert_eq!(setup.sim.counters().throttled, 1);
+}
+
+#[tokio::test]
+async fn absurd_retry_afters_end_the_stream_and_leave_the_limiter_usable() {
+    for value in ["99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        // A limiter whose longest pause is short enough for a test (production: one hour).
+        let limiter = Limiter::with_period(1000, Duration::from_secs(1))
+            .with_max_pause(Duration::from_secs(2));
+        let setup = setup(
+            SimConfig {
+                faults: vec![Fault::new(FaultKind::TooManyRequests(value.into())).first(1)],
+                ..sim_config()
+            },
+            Options {
+                limiter: Arc::new(limiter),
+                ..Options::default()
+            },
+        )
+        .await;
+        let (start, end) = window(&setup.sim, 5, 2);
+        let started = Instant::now();
+        let limits = FetchLimits::until(tokio::time::Instant::now() + Duration::from_secs(5));
+        let (pages, error) = collect_within(&setup, signins(), start, end, limits).await;
+        assert!(
+            started.elapsed() < PROMPTLY,
+            "{value}: {:?}",
+            started.elapsed()
+        );
+        assert!(pages.is_empty());
+        let error = error.unwrap();
+        let wait = error
+            .retry_after()
+            .unwrap_or_else(|| panic!("{value}: {error:?}"));
+        assert!(
+            wait > Duration::from_secs(7000 * 365 * 86_400),
+            "{value}: {wait:?}"
+        );
+        // The limiter paused for its longest pause only: the next fetch, without deadline,
+        // goes through within seconds.
+        let started = Instant::now();
+        let (pages, error) = collect(&setup, signins(), start, end).await;
+        assert!(error.is_none(), "{value}: {error:?}");
+        assert_exactly_once(
+            &pages,
+            &truth_ids(&setup.sim, Resource::SignIns, start, end),
+        );
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(5), "{value}: {elapsed:?}");
+    }
+}
+
+#[tokio::test]
+async fn under_a_deadline_a_window_of_timeouts_is_split_in_time() {
+    // Windows wider than 30 min hang longer than the request timeout. Six attempts of 2 s per
+    // wide window (2 h, then both 1 h halves) would take 36 s; the deadline is 20 s away.
+    let setup = setup(
+        SimConfig {
+            faults: vec![
+                Fault::new(FaultKind::Stall(Duration::from_secs(5)))
+                    .on(Resource::SignIns)
+                    .wider_than(Duration::from_secs(1800)),
+            ],
+            ..sim_config()
+        },
+        Options {
+            vars: vec![("GRAPH_REQUEST_TIMEOUT", "2s".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 4, 2);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (pages, error) =
+        collect_within(&setup, signins(), start, end, FetchLimits::until(deadline)).await;
+    let elapsed = started.elapsed();
+    assert!(error.is_none(), "{error:?}");
+    assert!(
+        tokio::time::Instant::now() < deadline,
+        "every record before the deadline: {elapsed:?}"
+    );
+    assert_complete(
+        &pages,
+        &truth_ids(&setup.sim, Resource::SignIns, start, end),
+    );
+    assert_eq!(load(&setup.stats.window_splits), 3);
+    // 2 h: two attempts (a third would end past a quarter of the time left); each 1 h: one.
+    assert!(elapsed < Duration::from_secs(12), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn under_a_deadline_a_window_that_always_times_out_fails_early() {
+    let setup = setup(
+        SimConfig {
+            faults: vec![Fault::new(FaultKind::Stall(Duration::from_secs(5)))],
+            ..sim_config()
+        },
+        Options {
+            vars: vec![
+                ("GRAPH_REQUEST_TIMEOUT", "2s".into()),
+                ("GRAPH_MIN_WINDOW", "15m".into()),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, _) = window(&setup.sim, 4, 2);
+    let end = start + time::Duration::hours(1);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (pages, error) =
+        collect_within(&setup, signins(), start, end, FetchLimits::until(deadline)).await;
+    let elapsed = started.elapsed();
+    assert!(pages.is_empty());
+    let error = error.unwrap();
+    match &error {
+        Error::Exhausted { attempts, last, .. } => {
+            assert!(*attempts < 6, "{error:?}");
+            assert!(matches!(**last, Error::Timeout { .. }), "{error:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 1 h (two attempts), 30 min and 15 min (one each): about 8 s, where the first window
+    // alone used to take six full attempts (12 s).
+    assert_eq!(load(&setup.stats.window_splits), 2);
+    assert!(elapsed < Duration::from_secs(12), "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -962,7 +1252,8 @@ async fn logs_carry_no_token_secret_or_record_content() {
         signins(),
         start,
         end,
-        setup.stats.clone()
+        setup.stats.clone(),
+        FetchLimits::default()
     ));
     let mut pages = vec![stream.next().await.unwrap().unwrap()];
     setup

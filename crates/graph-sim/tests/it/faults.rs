@@ -205,6 +205,37 @@ async fn licence_fault_answers_the_documented_403() {
 }
 
 #[tokio::test]
+async fn too_many_requests_fault_sends_its_retry_after_verbatim() {
+    let values = [
+        "600",
+        "99999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "",
+    ];
+    let harness = harness_with(
+        values
+            .iter()
+            .map(|v| Fault::new(FaultKind::TooManyRequests(v.to_string())).first(1))
+            .collect(),
+    )
+    .await;
+    let url = harness.url("/v1.0/auditLogs/signIns?$top=5");
+    for value in values {
+        let (status, headers, body) = harness.get(&url).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{value}");
+        assert_eq!(
+            headers.get("retry-after").map(|v| v.to_str().unwrap()),
+            Some(value).filter(|v| !v.is_empty()),
+        );
+        assert_same_shape(&body, &fixture("graph-429-throttled.body.json"), "");
+    }
+    assert_eq!(harness.get(&url).await.0, StatusCode::OK);
+    let counters = harness.sim.counters();
+    assert_eq!((counters.throttled, counters.faults_injected), (4, 4));
+    assert_eq!(counters.retry_after_ignored, 0);
+}
+
+#[tokio::test]
 async fn faults_and_latency_can_change_at_run_time() {
     let harness = harness_with(Vec::new()).await;
     let url = harness.url("/v1.0/auditLogs/signIns?$top=1");
