@@ -138,6 +138,9 @@ impl Pending {
     }
 }
 
+/// Sequence numbers tried for one blob when names are already taken, before giving up.
+const MAX_TAKEN_NAMES: u32 = 16;
+
 /// How a window ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowEnd {
@@ -306,16 +309,29 @@ async fn upload(
     cell: Slice,
     pending: &Pending,
 ) -> Result<(), crate::storage::Error> {
-    let seq = ctx
-        .partitions
-        .next_seq(&ctx.storage, &ctx.container, cell)
-        .await?;
-    let name = BlobName::new(cell.start, cell.end, seq, ctx.format, ctx.compression);
     let records = pending.records();
-    let bytes = ctx
-        .storage
-        .upload_records(&ctx.container, &name, &records, ctx.format, ctx.compression)
-        .await?;
+    // Uploads are conditional (`If-None-Match: *`): a name taken by someone else (an older
+    // build, a run that lost its lease) is never replaced; the next sequence number is taken.
+    let mut taken = 0;
+    let (name, bytes) = loop {
+        let seq = ctx
+            .partitions
+            .next_seq(&ctx.storage, &ctx.container, cell)
+            .await?;
+        let name = BlobName::new(cell.start, cell.end, seq, ctx.format, ctx.compression);
+        match ctx
+            .storage
+            .upload_records(&ctx.container, &name, &records, ctx.format, ctx.compression)
+            .await
+        {
+            Ok(bytes) => break (name, bytes),
+            Err(crate::storage::Error::BlobExists { .. }) if taken < MAX_TAKEN_NAMES => {
+                taken += 1;
+                tracing::warn!(blob.name = %name.as_str(), "blob name already taken: using the next sequence number");
+            }
+            Err(error) => return Err(error),
+        }
+    };
     tracing::debug!(blob.name = %name.as_str(), records = records.len(), blob.bytes = bytes, "blob written");
     // Only now are the records stored: remember them.
     let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());

@@ -2,6 +2,7 @@
 //! simulator, Azurite, and the real `entra-export serve` process, driven the way the Azure
 //! Functions host drives it (raw HTTP/1.1 over a socket, chunked JSON bodies, `GET /` polling).
 
+pub mod e2e;
 pub mod host;
 pub mod stack;
 pub mod verify;
