@@ -1,5 +1,6 @@
 //! The service: configuration plus the clients every run shares (one HTTP pool, one Graph
-//! throttle limiter for the tenant, one storage client), built lazily on first use so that
+//! throttle limiter for the tenant and its share of the budget when other processes draw on it
+//! too, one storage client), built lazily on first use so that
 //! `serve` listens before doing anything else, and an in-process guard so that one job never runs
 //! twice at once in a process. Across processes the storage lease is the lock.
 
@@ -12,6 +13,7 @@ use crate::auth::{self, TokenCache};
 use crate::config::{Config, StorageTarget};
 use crate::graph::{GraphClient, throttle::Limiter};
 use crate::job::JobKind;
+use crate::pipeline::share::GraphShare;
 use crate::pipeline::{
     self, RunOptions,
     report::{Outcome, RunReport},
@@ -26,6 +28,8 @@ pub struct Context {
     pub graph: GraphClient,
     /// Blob Storage.
     pub storage: Storage,
+    /// Graph's throttle budget shared with other processes (heartbeats in storage).
+    pub share: Arc<GraphShare>,
 }
 
 /// Why the shared clients could not be built.
@@ -55,16 +59,18 @@ impl Context {
             config.graph.scope.clone(),
         ));
         let limiter = Arc::new(Limiter::new(config.graph.max_requests_per_10s));
-        let graph = GraphClient::new(&config.graph, tokens, http.clone(), limiter);
+        let graph = GraphClient::new(&config.graph, tokens, http.clone(), limiter.clone());
         let storage_credential = match config.storage.target {
             StorageTarget::AccountUrl(_) => Some(credential),
             StorageTarget::ConnectionString(_) => None,
         };
         let storage = Storage::new(&config.storage, storage_credential, http)?;
+        let share = Arc::new(GraphShare::new(storage.clone(), limiter, &config.tenant_id));
         Ok(Context {
             config,
             graph,
             storage,
+            share,
         })
     }
 }
@@ -110,19 +116,24 @@ impl Service {
     pub async fn run_job(&self, kind: JobKind, trigger: Trigger, options: RunOptions) -> RunReport {
         let guard = self.running[&kind].try_lock();
         let Ok(_guard) = guard else {
-            let mut report = pipeline::new_report(kind, &trigger);
-            report.outcome = Some(Outcome::Skipped);
-            report.reason =
-                Some("skipped: another run of this job is in progress in this process".into());
+            let report = RunReport::ended(
+                kind.name(),
+                trigger.invocation_id.clone(),
+                Outcome::Skipped,
+                "skipped: another run of this job is in progress in this process".into(),
+            );
             tracing::info!(job = %kind, run.id = %report.run_id, "run skipped: already running in this process");
             return report;
         };
         match self.context().await {
             Ok(context) => pipeline::run(&context, kind, &trigger, options).await,
             Err(error) => {
-                let mut report = pipeline::new_report(kind, &trigger);
-                report.outcome = Some(Outcome::Failed);
-                report.reason = Some(error.to_string());
+                let report = RunReport::ended(
+                    kind.name(),
+                    trigger.invocation_id.clone(),
+                    Outcome::Failed,
+                    error.to_string(),
+                );
                 tracing::error!(job = %kind, run.id = %report.run_id, error = %error, "run failed before it started");
                 report
             }

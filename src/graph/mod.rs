@@ -12,6 +12,7 @@
 //!   query), statuses, Graph error codes, request ids, counts and record ids.
 
 pub mod budget;
+pub mod clock;
 pub mod error;
 pub mod page;
 pub mod paging;
@@ -205,6 +206,8 @@ struct Inner {
     largest_body: Arc<AtomicU64>,
     /// Since when Graph refuses our tokens (401), if it does.
     unauthorized: Arc<UnauthorizedStreak>,
+    /// Graph's time, from the `Date` of its replies.
+    clock: Arc<clock::GraphClock>,
 }
 
 /// The charge for a page body of unknown length before any page was seen.
@@ -241,6 +244,7 @@ impl GraphClient {
                 budget: budget::PageBudget::new(config.page_buffer),
                 largest_body: Arc::new(AtomicU64::new(FIRST_BODY_ESTIMATE)),
                 unauthorized: Arc::default(),
+                clock: Arc::default(),
             }),
         }
     }
@@ -262,8 +266,14 @@ impl GraphClient {
                 budget: inner.budget.clone(),
                 largest_body: inner.largest_body.clone(),
                 unauthorized: inner.unauthorized.clone(),
+                clock: inner.clock.clone(),
             }),
         }
+    }
+
+    /// Graph's clock, as its replies tell it.
+    pub fn clock(&self) -> &clock::GraphClock {
+        &self.inner.clock
     }
 
     /// The retry policy in force.
@@ -639,6 +649,7 @@ impl GraphClient {
             .map_err(failed)?;
         let status = response.status();
         let headers = response.headers().clone();
+        inner.clock.observe(&headers);
         let length = response.content_length();
         let (hold, deadline) = if status == StatusCode::OK {
             let waiting = Instant::now();

@@ -13,10 +13,13 @@
 //! Architecture invariant: the checkpoint only moves after the blobs of every slice before it
 //! and the state blob naming their records are stored, and only under the run's lease.
 
+mod commit;
 pub mod dedup;
+pub mod error;
 pub mod fetch;
 pub mod plan;
 pub mod report;
+pub mod share;
 pub mod slices;
 
 use std::sync::atomic::Ordering;
@@ -30,9 +33,11 @@ use crate::config::{Config, JobSpecConfig, RETENTION};
 use crate::graph::{FetchLimits, FetchStats};
 use crate::job::JobKind;
 use crate::service::{Context, Trigger};
-use crate::storage::{ETag, LastRun, RunLock, Storage};
+use crate::storage::{ETag, RunLock, Storage};
 use crate::timestamp;
+use commit::Committer;
 use dedup::WrittenIds;
+use error::RunError;
 use fetch::{Counts, Partitions, SliceContext, SliceError, WindowEnd};
 use plan::{AfterFailure, PlanStats, Planner};
 use report::{Outcome, RunReport};
@@ -63,17 +68,6 @@ pub trait Progress: Send + Sync {
     fn finished(&self);
 }
 
-/// A report with a fresh run id and nothing done yet.
-pub fn new_report(kind: JobKind, trigger: &Trigger) -> RunReport {
-    RunReport {
-        run_id: uuid::Uuid::new_v4().to_string(),
-        job: kind.name().to_owned(),
-        invocation_id: trigger.invocation_id.clone(),
-        started_at: Some(timestamp::format(OffsetDateTime::now_utc())),
-        ..RunReport::default()
-    }
-}
-
 /// Runs one job and reports what it did. Never panics on bad input; every failure ends up in
 /// the report (outcome `failed`, with the reason).
 pub async fn run(
@@ -82,7 +76,7 @@ pub async fn run(
     trigger: &Trigger,
     options: RunOptions,
 ) -> RunReport {
-    let mut report = new_report(kind, trigger);
+    let mut report = RunReport::new(kind.name(), trigger.invocation_id.clone());
     let span = tracing::info_span!(
         "job.run",
         job = %kind,
@@ -92,9 +86,8 @@ pub async fn run(
     let started = Instant::now();
     async {
         let job = context.config.job(kind).clone();
-        if let Err(reason) = run_locked(context, &job, &options, &mut report, started).await {
-            report.outcome = Some(Outcome::Failed);
-            report.reason = Some(reason);
+        if let Err(error) = run_locked(context, &job, &options, &mut report, started).await {
+            report.set_outcome(Outcome::Failed, Some(error.to_string()));
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         log_report(&report);
@@ -132,27 +125,43 @@ async fn run_locked(
     options: &RunOptions,
     report: &mut RunReport,
     started: Instant,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let storage = &context.storage;
     let config = &context.config;
-    storage
-        .ensure_container(&job.container)
-        .await
-        .map_err(|e| e.to_string())?;
+    storage.ensure_container(&job.container).await?;
     storage
         .ensure_container(&config.storage.state_container)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let Some(lock) = storage
         .try_lock_for(&job.container, config.run.lock_lease)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     else {
-        report.outcome = Some(Outcome::Skipped);
-        report.reason = Some("skipped: another run holds the lock".into());
+        report.set_outcome(
+            Outcome::Skipped,
+            Some("skipped: another run holds the lock".into()),
+        );
         return Ok(());
     };
+    // Graph's budget is shared with the runs of other processes (before any Graph request).
+    let membership = context.share.join(&job.container).await;
     let result = run_with_lock(context, job, options, report, &lock, started).await;
+    membership.leave().await;
+    if let Err(error) = &result
+        && !matches!(error, RunError::LockLost { .. })
+    {
+        // A run that failed before its final commit still leaves its report in the metadata
+        // (the checkpoint does not move).
+        let mut failed = report.clone();
+        failed.set_outcome(Outcome::Failed, Some(error.to_string()));
+        failed.duration_ms = started.elapsed().as_millis() as u64;
+        let last = commit::last_run(&failed, Outcome::Failed.as_str());
+        if let Err(write) = storage
+            .write_checkpoint(&job.container, &lock, None, &last)
+            .await
+        {
+            tracing::warn!(error = %write, "could not record the failed run in the container metadata");
+        }
+    }
     if let Err(error) = lock.release().await {
         // The lease lapses by itself within a minute; nothing is lost.
         tracing::warn!(error = %error, "could not release the run lock; it lapses within 60 s");
@@ -167,19 +176,17 @@ async fn run_with_lock(
     report: &mut RunReport,
     lock: &RunLock,
     started: Instant,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let config = &context.config;
     let storage = &context.storage;
-    let state = storage
-        .read_checkpoint(&job.container)
-        .await
-        .map_err(|e| e.to_string())?;
+    let state = storage.read_checkpoint(&job.container).await?;
     let checkpoint_before = state.checkpoint;
     report.checkpoint_before = checkpoint_before.map(timestamp::format);
     report.backfill = options.backfill.is_some();
 
-    let now = timestamp::truncate_to_ticks(OffsetDateTime::now_utc());
-    let planned = plan_range(config, checkpoint_before, options.backfill, now)?;
+    let now = now_by_graph(context, &job.spec, checkpoint_before, options).await?;
+    let planned =
+        plan_range(config, checkpoint_before, options.backfill, now).map_err(RunError::Range)?;
     let (range_start, range_end) = (planned.start, planned.end);
     report.range_start = Some(timestamp::format(range_start));
     report.range_end = Some(timestamp::format(range_end));
@@ -257,6 +264,9 @@ async fn run_with_lock(
         range_start,
         written: written.clone(),
         planner: planner.clone(),
+        graph: context.graph.clone(),
+        run_start: tokio::time::Instant::from_std(started),
+        query_lag: config.run.query_lag,
     };
 
     let outcome = fetch_windows(config, slice_context, &mut committer, report, options).await;
@@ -266,7 +276,7 @@ async fn run_with_lock(
     };
     copy_counts(report, &counts, &fetch_stats, &outcome, stats);
     if lock.lost().is_cancelled() {
-        let kept = committer
+        let checkpoint = committer
             .stored
             .filter(|c| Some(*c) != checkpoint_before)
             .map_or_else(
@@ -278,128 +288,73 @@ async fn run_with_lock(
                     )
                 },
             );
-        return Err(format!("lost the run lock (lease renewal failed): {kept}"));
+        return Err(RunError::LockLost { checkpoint });
     }
 
-    let checkpoint_after = committer.horizon.checkpoint_after(progress);
+    let checkpoint_after = committer.target(progress);
     report.checkpoint_after = checkpoint_after.map(timestamp::format);
     let moved = checkpoint_after.filter(|after| Some(*after) != checkpoint_before);
     let (outcome_kind, reason) = conclude(config, &outcome, all_done, moved, options);
-    report.outcome = Some(outcome_kind);
-    report.reason = reason;
+    report.set_outcome(outcome_kind, reason);
     // The stored report carries the time taken so far (all but the final writes).
     report.duration_ms = started.elapsed().as_millis() as u64;
-    let last_run = last_run(
-        report,
-        report.outcome.map(Outcome::as_str).unwrap_or("unknown"),
-    );
-    committer
-        .commit(checkpoint_after, &last_run)
-        .await
-        .map_err(|e| e.to_string())?;
+    let last_run = commit::last_run(report, outcome_kind.as_str());
+    committer.commit(checkpoint_after, &last_run).await?;
     Ok(())
 }
 
-/// The last-run record kept in the container metadata.
-fn last_run(report: &RunReport, outcome: &str) -> LastRun {
-    LastRun {
-        run_id: report.run_id.clone(),
-        finished_at: OffsetDateTime::now_utc(),
-        outcome: outcome.to_owned(),
-        records_written: report.records_written,
-        report_json: serde_json::to_string(report).unwrap_or_default(),
+/// How far a checkpoint may lie ahead of Graph's time before it is refused as in the future
+/// (clocks, and the whole seconds of `Date`).
+const FUTURE_TOLERANCE: time::Duration = time::Duration::minutes(1);
+
+/// "Now" for planning the run: the local clock, bounded by Graph's when a reply has told it (a
+/// host clock ahead of Graph's must not move the checkpoint into Graph's future). A checkpoint
+/// ahead of now is refused with both times; when Graph's clock is not known yet, one request
+/// asks for it before a run is failed on the local clock's word.
+async fn now_by_graph(
+    context: &Context,
+    job: &crate::job::JobSpec,
+    checkpoint: Option<OffsetDateTime>,
+    options: &RunOptions,
+) -> Result<OffsetDateTime, RunError> {
+    let local = timestamp::truncate_to_ticks(OffsetDateTime::now_utc());
+    let clock = context.graph.clock();
+    let best = |graph: Option<OffsetDateTime>| {
+        graph.map_or(local, |g| timestamp::truncate_to_ticks(g).min(local))
+    };
+    let mut now = best(clock.now());
+    let Some(checkpoint) = checkpoint.filter(|_| options.backfill.is_none()) else {
+        return Ok(now);
+    };
+    if checkpoint <= now + FUTURE_TOLERANCE {
+        return Ok(now);
     }
-}
-
-/// Why a commit failed, and what it means for the checkpoint.
-#[derive(Debug, thiserror::Error)]
-enum CommitError {
-    /// The state blob could not be saved: the checkpoint was not moved.
-    #[error("could not save the written-ids state, the checkpoint was not moved: {0}")]
-    State(#[source] crate::storage::Error),
-    /// The state is saved but the checkpoint write failed.
-    #[error("blobs and state are saved but the checkpoint could not be written: {0}")]
-    Checkpoint(#[source] crate::storage::Error),
-}
-
-/// Makes a run's progress durable, during the run and at its end: first the written ids (with
-/// nothing dropped that the checkpoint *in storage* still needs) and the windows left open,
-/// then the checkpoint. If the second write fails, the next run starts from the old checkpoint
-/// and still finds every id it may fetch again: the state is never ahead of the checkpoint.
-struct Committer<'a> {
-    storage: &'a Storage,
-    container: &'a str,
-    lock: &'a RunLock,
-    state_name: String,
-    etag: Option<ETag>,
-    /// The checkpoint in storage now.
-    stored: Option<OffsetDateTime>,
-    horizon: Horizon,
-    range_start: OffsetDateTime,
-    written: Arc<Mutex<WrittenIds>>,
-    planner: Arc<Mutex<Planner>>,
-}
-
-impl Committer<'_> {
-    /// Forgets, in memory, the ids no run needs while `stored` is the checkpoint in storage.
-    fn prune(&self) {
-        let (refetch, progress, forgettable) = {
-            let planner = lock_planner(&self.planner);
-            let forgettable = if self.horizon.backfill {
-                Vec::new()
-            } else {
-                planner.forgettable(self.horizon.replay_window)
-            };
-            (planner.refetch_horizon(), planner.progress(), forgettable)
-        };
-        // Stretches beyond the run's progress stay stored whatever the checkpoint says (the
-        // windows left open name them); the leading stretch waits for the checkpoint.
-        let beyond = progress.unwrap_or(self.range_start);
-        let interior: Vec<_> = forgettable
-            .into_iter()
-            .filter(|(start, _)| *start >= beyond)
-            .collect();
-        let keep_from = self.horizon.keep_from_stored(self.stored, refetch);
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.prune_before(keep_from);
-        written.forget(&interior);
+    if clock.now().is_none() {
+        // One request for an empty instant, only to read Graph's `Date`.
+        let probe = context.graph.fetch_window(
+            job,
+            checkpoint,
+            checkpoint + time::Duration::nanoseconds(100),
+            Arc::new(FetchStats::default()),
+            FetchLimits::default(),
+        );
+        let mut probe = std::pin::pin!(probe);
+        let _ = futures::StreamExt::next(&mut probe).await;
+        now = best(clock.now());
     }
-
-    /// Saves the state, then moves the checkpoint to `to` (when it moves) and records `last_run`.
-    async fn commit(
-        &mut self,
-        to: Option<OffsetDateTime>,
-        last_run: &LastRun,
-    ) -> Result<(), CommitError> {
-        self.prune();
-        let body = {
-            let leftover = if self.horizon.backfill {
-                None
-            } else {
-                to.and_then(|c| lock_planner(&self.planner).leftover(c))
-            };
-            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.horizon.backfill {
-                written.set_leftover(leftover);
-            }
-            written.encode()
-        };
-        let etag = self
-            .storage
-            .save_state(&self.state_name, body.into(), self.etag.as_ref())
-            .await
-            .map_err(CommitError::State)?;
-        self.etag = Some(etag);
-        let moved = to.filter(|to| Some(*to) != self.stored);
-        self.storage
-            .write_checkpoint(self.container, self.lock, moved, last_run)
-            .await
-            .map_err(CommitError::Checkpoint)?;
-        if moved.is_some() {
-            self.stored = moved;
-        }
-        Ok(())
+    if checkpoint <= now + FUTURE_TOLERANCE {
+        return Ok(now);
     }
+    let by_graph = clock.now().is_some();
+    Err(RunError::FutureCheckpoint {
+        checkpoint: timestamp::format(checkpoint),
+        now: timestamp::format(now),
+        source_of_now: if by_graph {
+            " by Graph's clock"
+        } else {
+            " by this host's clock; Graph did not answer"
+        },
+    })
 }
 
 /// The outcome and reason of a run whose windows ended as `outcome` says.
@@ -496,15 +451,23 @@ fn plan_range(
     })
 }
 
-async fn load_written(storage: &Storage, name: &str) -> Result<(WrittenIds, Option<ETag>), String> {
+async fn load_written(
+    storage: &Storage,
+    name: &str,
+) -> Result<(WrittenIds, Option<ETag>), RunError> {
     match storage.load_state(name).await {
         Ok(Some((body, etag))) => {
-            let written =
-                WrittenIds::decode(&body).map_err(|e| format!("state blob `{name}`: {e}"))?;
+            let written = WrittenIds::decode(&body).map_err(|source| RunError::BadState {
+                name: name.to_owned(),
+                source,
+            })?;
             Ok((written, Some(etag)))
         }
         Ok(None) => Ok((WrittenIds::default(), None)),
-        Err(error) => Err(format!("could not read the state blob `{name}`: {error}")),
+        Err(source) => Err(RunError::ReadState {
+            name: name.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -621,12 +584,12 @@ async fn fetch_windows(
             _ = commits.tick(), if !committer.horizon.backfill => {
                 // Progress made durable as the run goes: a run killed later loses none of it.
                 let progress = lock_planner(&planner).progress();
-                let to = committer.horizon.checkpoint_after(progress);
+                let to = committer.target(progress);
                 if to.is_some() && to != committer.stored {
                     let mut snapshot = report.clone();
                     snapshot.records_written = context.counts.written.load(Ordering::Relaxed);
                     snapshot.checkpoint_after = to.map(timestamp::format);
-                    match committer.commit(to, &last_run(&snapshot, "running")).await {
+                    match committer.commit(to, &commit::last_run(&snapshot, "running")).await {
                         Ok(()) => tracing::info!(checkpoint = %to.map(timestamp::format).unwrap_or_default(), "progress committed"),
                         Err(error) => {
                             tracing::error!(error = %error, "could not commit progress: stopping");

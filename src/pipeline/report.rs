@@ -102,6 +102,35 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A report with a fresh run id and nothing done yet: the one constructor of reports.
+    pub fn new(job: &str, invocation_id: Option<String>) -> RunReport {
+        RunReport {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            job: job.to_owned(),
+            invocation_id,
+            started_at: Some(crate::timestamp::format(time::OffsetDateTime::now_utc())),
+            ..RunReport::default()
+        }
+    }
+
+    /// A report of a run that did not start: `skipped` or `failed`, with the reason.
+    pub fn ended(
+        job: &str,
+        invocation_id: Option<String>,
+        outcome: Outcome,
+        reason: String,
+    ) -> RunReport {
+        let mut report = RunReport::new(job, invocation_id);
+        report.set_outcome(outcome, Some(reason));
+        report
+    }
+
+    /// Sets how the run ended and why.
+    pub fn set_outcome(&mut self, outcome: Outcome, reason: Option<String>) {
+        self.outcome = Some(outcome);
+        self.reason = reason;
+    }
+
     /// One human line for the invocation's `Logs`.
     pub fn summary(&self) -> String {
         let outcome = self.outcome.map(Outcome::as_str).unwrap_or("running");
