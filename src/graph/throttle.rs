@@ -22,6 +22,20 @@
 //! fetch whose run budget cannot outlast Graph's `Retry-After` ends instead of sleeping.
 //! Each window is widened by [`SAFETY_MARGIN`] so that small delays between our clock and
 //! Graph's arrival times cannot put one request too many in Graph's window.
+//!
+//! **Several processes, one budget.** On Flex Consumption each timer function runs in its own
+//! process, and Graph counts the requests of all of them against one budget. The limiter knows
+//! nothing about other processes; its *share* ([`Limiter::set_share`]) is the part of the budget
+//! this process may use, and `crate::pipeline::share` sets it from heartbeats in storage: with
+//! `s` processes, the one at position `i` gets [`share_of`]`(max, i, s)` requests per window
+//! (5 split as 3 + 2), so the sum over the processes never exceeds the budget and no 10 s window
+//! of Graph's holds more than `max` requests, whatever the clocks of the hosts say. A lower share
+//! applies at once, to the current window (like a halving); a higher one only from a given
+//! instant, when the starts that the other processes made under their former, higher shares
+//! have left the window ([`Limiter::settle`] is what a process tells the others). A share of 0
+//! holds every request until it is raised. The halving and the `Retry-After` pause apply on top
+//! of the share, whose default is the whole budget: a lone process behaves as if there were no
+//! share at all.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -47,7 +61,8 @@ pub struct Limiter {
     max_pause: Duration,
     /// Held while waiting for a slot, so waiters are served in order.
     queue: tokio::sync::Mutex<()>,
-    /// Woken when a pause starts or is extended, so that waiters with a deadline re-check.
+    /// Woken when a pause starts or is extended (waiters with a deadline re-check) and when the
+    /// share changes (the waiter for a slot re-computes it).
     pause_changed: tokio::sync::Notify,
     state: std::sync::Mutex<State>,
 }
@@ -64,6 +79,10 @@ struct State {
     paused_until: Option<Instant>,
     /// The `Retry-After` that ends last as Graph asked for it (not capped), for [`Paused`].
     asked: Option<Asked>,
+    /// This process's part of the budget, at most `max` ([`Limiter::set_share`]).
+    share: u32,
+    /// A higher share and the instant it applies from.
+    raise: Option<(u32, Instant)>,
 }
 
 /// One `Retry-After` as Graph sent it.
@@ -109,6 +128,20 @@ pub struct LimiterStatus {
     pub max: u32,
     /// Starts in the current window.
     pub in_window: usize,
+    /// This process's share of the budget ([`Limiter::set_share`]); `max` unless shared.
+    pub share: u32,
+}
+
+/// The share of `max` requests per window of the process at position `index` (0-based) among
+/// `count` processes: `max / count`, the remainder going one each to the first positions, so
+/// that the shares add up to `max` exactly (5 among 2: 3 and 2). Every share is at least 1:
+/// with more processes than requests per window, the sum exceeds the budget and the halving
+/// after Graph's 429 does the rest.
+pub fn share_of(max: u32, index: usize, count: usize) -> u32 {
+    let count = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+    let index = u32::try_from(index).unwrap_or(u32::MAX).min(count - 1);
+    let extra = u32::from(index < max % count);
+    (max / count + extra).max(1)
 }
 
 impl Limiter {
@@ -135,6 +168,8 @@ impl Limiter {
                 last_penalty: None,
                 paused_until: None,
                 asked: None,
+                share: max,
+                raise: None,
             }),
         }
     }
@@ -185,9 +220,11 @@ impl Limiter {
                     Some(until) => until,
                 }
             };
+            // Also woken when a pause starts (a waiter with a deadline may have to give up) or
+            // the share changes (the slot moves).
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {}
-                () = &mut notified, if deadline.is_some() => {}
+                () = &mut notified => {}
             }
         }
     }
@@ -209,7 +246,7 @@ impl Limiter {
             .last_penalty
             .is_none_or(|last| now.duration_since(last) >= self.period)
         {
-            state.limit = (state.limit / 2).max(1);
+            state.limit = (state.effective_limit().max(1) / 2).max(1);
             state.last_penalty = Some(now);
         }
         state.last_change = now;
@@ -259,7 +296,65 @@ impl Limiter {
             limit: state.limit,
             max: self.max,
             in_window: state.starts.len(),
+            share: state.share,
         }
+    }
+
+    /// The configured budget (requests per period).
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// From now on this process may start at most `share` requests (capped at the budget) in
+    /// any window, the other processes sharing the budget using the rest. A lower share than
+    /// the one in force applies at once, to the current window: no request starts until the
+    /// starts in the window are below it. A higher one applies from `not_before` (at once if
+    /// that has passed): the instant the other processes' starts under their former, higher
+    /// shares have left the window (what their [`Limiter::settle`] said). A share of 0 holds
+    /// every request until a later call raises it. Replaces any raise still pending.
+    pub fn set_share(&self, share: u32, not_before: Instant) {
+        let share = share.min(self.max);
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.recover(now, self);
+        let before = (state.share, state.raise);
+        if share <= state.share || not_before <= now {
+            state.share = share;
+            state.raise = None;
+        } else {
+            state.raise = Some((share, not_before));
+        }
+        let changed = before != (state.share, state.raise);
+        drop(state);
+        if changed {
+            tracing::debug!(
+                throttle.share = share,
+                throttle.max = self.max,
+                throttle.share_from_ms =
+                    u64::try_from(not_before.saturating_duration_since(now).as_millis())
+                        .unwrap_or(u64::MAX),
+                "graph budget share set"
+            );
+            self.pause_changed.notify_waiters();
+        }
+    }
+
+    /// How long until the starts of this process in the current window are at most `share`:
+    /// after that, no window of Graph's that holds a later request of another process holds
+    /// more than `share` of ours. What a process whose share drops to `share` (0 when it stops
+    /// sending requests) tells the others, who raise theirs only after it; zero when the starts
+    /// in the window already fit.
+    pub fn settle(&self, share: u32) -> Duration {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.prune(now, self);
+        let share = share as usize;
+        let n = state.starts.len();
+        if n <= share {
+            return Duration::ZERO;
+        }
+        // The oldest `n - share` starts must leave the window.
+        (state.starts[n - share - 1] + self.window()).saturating_duration_since(now)
     }
 
     fn window(&self) -> Duration {
@@ -306,13 +401,26 @@ impl State {
         }
         self.recover(now, limiter);
         self.prune(now, limiter);
-        let limit = self.limit as usize;
+        let limit = self.effective_limit() as usize;
         if self.starts.len() < limit {
             return None;
         }
-        // Enough of the oldest starts must leave the window to get below the limit.
-        let index = self.starts.len() - limit;
-        Some(self.starts[index] + limiter.window())
+        // Enough of the oldest starts must leave the window to get below the limit; with a
+        // share of 0, only a raise (pending, or a later `set_share`, which wakes the waiter)
+        // lets a request start.
+        let until = match limit {
+            0 => now + limiter.window().max(MAX_PAUSE),
+            _ => self.starts[self.starts.len() - limit] + limiter.window(),
+        };
+        Some(match self.raise {
+            Some((_, from)) => until.min(from),
+            None => until,
+        })
+    }
+
+    /// The AIMD limit within this process's share.
+    fn effective_limit(&self) -> u32 {
+        self.limit.min(self.share)
     }
 
     fn prune(&mut self, now: Instant, limiter: &Limiter) {
@@ -326,6 +434,12 @@ impl State {
     }
 
     fn recover(&mut self, now: Instant, limiter: &Limiter) {
+        if let Some((share, from)) = self.raise
+            && from <= now
+        {
+            self.share = share;
+            self.raise = None;
+        }
         let step = limiter.max.div_ceil(5);
         while self.limit < limiter.max && now.duration_since(self.last_change) >= limiter.period {
             self.limit = (self.limit + step).min(limiter.max);
@@ -367,6 +481,193 @@ mod tests {
         assert_eq!(times[4], Duration::ZERO);
         assert_eq!(times[5], Duration::from_millis(10_250));
         assert_eq!(times[22], Duration::from_millis(41_000));
+    }
+
+    /// `tasks` tasks taking `n` starts each from `limiter`, as instants relative to `t0`.
+    fn spawn_takers(
+        limiter: &Arc<Limiter>,
+        tasks: usize,
+        n: usize,
+        t0: Instant,
+    ) -> Vec<tokio::task::JoinHandle<Vec<Duration>>> {
+        (0..tasks)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    let mut times = Vec::new();
+                    for _ in 0..n {
+                        limiter.acquire().await;
+                        times.push(t0.elapsed());
+                    }
+                    times
+                })
+            })
+            .collect()
+    }
+
+    async fn joined(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn shares_add_up_to_the_budget() {
+        assert_eq!(share_of(5, 0, 1), 5);
+        assert_eq!((share_of(5, 0, 2), share_of(5, 1, 2)), (3, 2));
+        assert_eq!(
+            (share_of(5, 0, 3), share_of(5, 1, 3), share_of(5, 2, 3)),
+            (2, 2, 1)
+        );
+        for max in 1..40 {
+            for count in 1..=max as usize {
+                let sum: u32 = (0..count).map(|i| share_of(max, i, count)).sum();
+                assert_eq!(sum, max, "{max} among {count}");
+            }
+        }
+        // More processes than requests: everyone keeps one (the halving does the rest).
+        assert_eq!(share_of(1, 1, 2), 1);
+        assert_eq!(share_of(5, 9, 2), 2, "an index past the end is the last");
+        assert_eq!(share_of(5, 0, 0), 5, "no count is one process");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_processes_with_their_shares_never_exceed_the_budget_together() {
+        // Two processes (two limiters), each with more waiters than its share can serve.
+        let a = Arc::new(Limiter::new(5));
+        let b = Arc::new(Limiter::new(5));
+        let t0 = Instant::now();
+        a.set_share(share_of(5, 0, 2), t0);
+        b.set_share(share_of(5, 1, 2), t0);
+        assert_eq!((a.status().share, b.status().share), (3, 2));
+        let mut tasks = spawn_takers(&a, 4, 6, t0);
+        tasks.extend(spawn_takers(&b, 4, 4, t0));
+        let all = joined(tasks).await;
+        assert_eq!(all.len(), 40);
+        assert_eq!(max_in_any_window(&all, GRAPH_PERIOD + SAFETY_MARGIN), 5);
+        // The whole budget is used: five starts per 10.25 s.
+        assert_eq!(all[39], Duration::from_millis(7 * 10_250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lower_share_applies_at_once_a_higher_one_after_the_others_settle() {
+        // A runs alone with the whole budget and bursts; B joins: A drops to 3 at once and
+        // tells B when its burst has left the window; B, which waited with a share of 0, may
+        // use 2 from then on. Later B stops and A takes the whole budget back after B's last
+        // starts have left the window.
+        let a = Arc::new(Limiter::new(5));
+        let b = Arc::new(Limiter::new(5));
+        let t0 = Instant::now();
+        b.set_share(0, t0);
+        let mut tasks = spawn_takers(&a, 3, 8, t0);
+        tasks.extend(spawn_takers(&b, 2, 5, t0));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(a.status().in_window, 5, "A burst alone");
+        assert_eq!(b.status().in_window, 0, "B waits for its share");
+        a.set_share(3, Instant::now());
+        let settle = a.settle(3);
+        assert_eq!(
+            settle,
+            Duration::from_millis(6_250),
+            "A's burst leaves at 10.25 s"
+        );
+        b.set_share(2, Instant::now() + settle);
+        let all = joined(tasks).await;
+        assert_eq!(all.len(), 34);
+        assert_eq!(max_in_any_window(&all, GRAPH_PERIOD + SAFETY_MARGIN), 5);
+        assert_eq!(max_in_any_window(&all, GRAPH_PERIOD), 5);
+        // B makes one more request and stops: that start must leave the window before A may
+        // use the whole budget.
+        b.acquire().await;
+        let stop = Instant::now();
+        let b_settle = b.settle(0);
+        assert_eq!(b_settle, GRAPH_PERIOD + SAFETY_MARGIN);
+        a.set_share(5, stop + b_settle);
+        assert_eq!(a.status().share, 3, "not before B settled");
+        tokio::time::sleep(b_settle).await;
+        assert_eq!(a.status().share, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_of_zero_holds_requests_until_raised() {
+        let limiter = Arc::new(Limiter::new(5));
+        let t0 = Instant::now();
+        limiter.set_share(0, t0);
+        let waiter = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .acquire_before(Some(t0 + Duration::from_secs(60)))
+                    .await
+                    .unwrap();
+                t0.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            !waiter.is_finished(),
+            "a share of 0 is not a pause: no refusal"
+        );
+        // A raise pending for 3 s more, then replaced by a later call that applies at once.
+        limiter.set_share(2, Instant::now() + Duration::from_secs(3));
+        assert_eq!(waiter.await.unwrap(), Duration::from_secs(8));
+        limiter.set_share(0, Instant::now());
+        let later = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let t1 = Instant::now();
+                limiter.acquire().await;
+                t1.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The start at 8 s is still in the window: a share of 2 lets one more start now.
+        limiter.set_share(2, Instant::now());
+        assert_eq!(later.await.unwrap(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_whole_budget_as_share_changes_nothing() {
+        // A lone process: share = budget, set again and again, bursts as before.
+        let limiter = Limiter::new(5);
+        limiter.set_share(5, Instant::now());
+        limiter.set_share(9, Instant::now() + Duration::from_secs(100));
+        assert_eq!(
+            limiter.status().share,
+            5,
+            "capped at the budget, no raise pending"
+        );
+        let times = starts(&limiter, 11).await;
+        assert_eq!(times[4], Duration::ZERO);
+        assert_eq!(times[5], Duration::from_millis(10_250));
+        assert_eq!(times[10], Duration::from_millis(20_500));
+        assert_eq!(limiter.settle(5), Duration::ZERO);
+        assert_eq!(limiter.settle(0), Duration::from_millis(10_250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_halving_applies_within_the_share() {
+        let limiter = Limiter::new(10);
+        limiter.set_share(4, Instant::now());
+        limiter.penalise(None);
+        let status = limiter.status();
+        assert_eq!(
+            (status.limit, status.share),
+            (2, 4),
+            "half of what was in use"
+        );
+        tokio::time::sleep(GRAPH_PERIOD * 10).await;
+        assert_eq!(limiter.status().limit, 10);
+        let times = starts(&limiter, 5).await;
+        assert_eq!(times[3], Duration::ZERO);
+        assert_eq!(
+            times[4],
+            Duration::from_millis(10_250),
+            "the share still caps it"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,13 +18,15 @@
 //! Modules: [`connection`] (connection strings), [`sas`] (account SAS signing), `client`
 //! (SDK client, retry policy, deadlines), [`checkpoint`] (metadata codec), [`lease`] (run
 //! lock), [`naming`] (blob names), [`blobs`] (record encoding and data blobs, never
-//! replaced), [`state`] (state blobs with ETags), `error`.
+//! replaced), [`state`] (state blobs with ETags), `heartbeat` (small blobs replaced in place:
+//! the Graph budget heartbeats), `error`.
 
 pub mod blobs;
 pub mod checkpoint;
 mod client;
 pub mod connection;
 mod error;
+mod heartbeat;
 pub mod lease;
 pub mod naming;
 pub mod sas;
