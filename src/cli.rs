@@ -1,6 +1,7 @@
-//! The command line: `serve` for the Functions host, `run`, `status` and `config check` for
-//! operators.
+//! The command line: `serve` for the Functions host, `run`, `status`, `checkpoint` and
+//! `config check` for operators.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
@@ -49,6 +50,12 @@ pub enum Command {
     },
     /// Show each job's checkpoint, lock state and last run.
     Status,
+    /// Show or move a job's checkpoint (`last_datetime` in its container's metadata).
+    Checkpoint {
+        /// What to do with the checkpoint.
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
     /// Configuration commands.
     Config {
         /// What to do with the configuration.
@@ -64,6 +71,42 @@ pub enum ConfigCommand {
     Check,
 }
 
+/// `checkpoint` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Show a job's checkpoint, lock, last run and the windows a run left open.
+    ///
+    /// Also `checkpoint_version` and the written-ids state. A job that never ran is "never
+    /// run" (exit 0); exit 1 when something cannot be read.
+    Show {
+        /// Which job.
+        job: JobArg,
+        /// Print JSON (one object per job) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a job's checkpoint by hand, under the run lock.
+    ///
+    /// Every record before TIME then counts as stored. Refused (exit 1) while a run holds the
+    /// lock. Only `last_datetime` and `checkpoint_version` change, the other metadata keys are
+    /// kept; the windows a run left open are cleared, so the next run plans its range afresh.
+    Set {
+        /// Which job (one job, not `all`).
+        #[arg(value_parser = one_job())]
+        job: JobArg,
+        /// The new checkpoint, RFC 3339 with 0 to 7 fractional digits, for example
+        /// 2026-11-01T00:00:00Z; not in the future.
+        #[arg(value_parser = parse_time)]
+        time: OffsetDateTime,
+        /// Check and print what would change; take no lock, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Accept a time older than Entra's 30-day retention.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 /// A job named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum JobArg {
@@ -73,6 +116,16 @@ pub enum JobArg {
     Signin,
     /// Both, one after the other.
     All,
+}
+
+/// One job: the names of [`JobArg`] but `all`.
+fn one_job() -> impl TypedValueParser<Value = JobArg> {
+    let names = JobArg::value_variants()
+        .iter()
+        .filter(|job| **job != JobArg::All)
+        .filter_map(ValueEnum::to_possible_value);
+    PossibleValuesParser::new(names)
+        .map(|name| JobArg::from_str(&name, false).expect("a possible value names a job"))
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
@@ -100,6 +153,56 @@ mod tests {
             assert!(help.contains("config check"), "{flag}: {help}");
             assert!(help.contains("README"), "{flag}: {help}");
         }
+    }
+
+    #[test]
+    fn checkpoint_set_takes_one_job_and_a_valid_time() {
+        let cli = Cli::try_parse_from([
+            "entra-export",
+            "checkpoint",
+            "set",
+            "signin",
+            "2026-11-01T00:00:00.1234567Z",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Checkpoint {
+                command: CheckpointCommand::Set {
+                    job: JobArg::Signin,
+                    dry_run: true,
+                    force: false,
+                    ..
+                }
+            }
+        ));
+        let error = Cli::try_parse_from([
+            "entra-export",
+            "checkpoint",
+            "set",
+            "all",
+            "2026-11-01T00:00:00Z",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("audit, signin"), "{error}");
+        let error =
+            Cli::try_parse_from(["entra-export", "checkpoint", "set", "audit", "yesterday"])
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("`yesterday` is not an RFC 3339"), "{error}");
+        let cli =
+            Cli::try_parse_from(["entra-export", "checkpoint", "show", "all", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Checkpoint {
+                command: CheckpointCommand::Show {
+                    job: JobArg::All,
+                    json: true
+                }
+            }
+        ));
     }
 
     #[test]

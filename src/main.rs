@@ -32,6 +32,7 @@ fn main() -> ExitCode {
                 no_progress,
             } => commands::run(job, from.zip(to), no_progress).await,
             Command::Status => commands::status().await,
+            Command::Checkpoint { command } => commands::checkpoint(command).await,
             Command::Config {
                 command: ConfigCommand::Check,
             } => commands::config_check(),

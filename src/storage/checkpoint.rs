@@ -10,12 +10,25 @@
 //! The Python sample wrote `last_datetime` as the raw Graph timestamp (`2019-05-21T19:15:41.6195833Z`,
 //! or fewer digits) and `last_execution`; both are read, and keys this service does not own are
 //! kept, because Set Container Metadata replaces the whole set.
+//!
+//! Besides the codec, the metadata operations an operator's `checkpoint show` and
+//! `checkpoint set` need: [`Storage::read_metadata`] (undecoded, so an unreadable checkpoint
+//! can still be shown and replaced) and [`Storage::set_checkpoint`] (only `last_datetime` and
+//! `checkpoint_version`, under the run lock's lease id, every other key kept).
 
 use std::collections::HashMap;
 
+use azure_storage_blob::models::{
+    BlobContainerClientGetPropertiesOptions, BlobContainerClientGetPropertiesResultHeaders,
+    BlobContainerClientSetMetadataOptions,
+};
 use time::OffsetDateTime;
 
+use super::{Error, RunLock, Storage};
 use crate::timestamp;
+
+/// How an operator moves a checkpoint, for hints (`<job>` is `audit` or `signin`).
+pub const SET_COMMAND: &str = "entra-export checkpoint set <job> <time>";
 
 /// The checkpoint key, shared with the Python sample.
 pub const LAST_DATETIME: &str = "last_datetime";
@@ -96,7 +109,8 @@ pub fn decode(
             value: format!("{CHECKPOINT_VERSION}={version}"),
             hint: format!(
                 "this build reads checkpoint version {VERSION} only; run the entra-export version that wrote it, \
-                 or set {CHECKPOINT_VERSION}={VERSION} if `{LAST_DATETIME}` is a UTC time"
+                 or, if `{LAST_DATETIME}` is a UTC time, set {CHECKPOINT_VERSION}={VERSION} \
+                 (`{SET_COMMAND}` writes both, keeping the other keys)"
             ),
         });
     }
@@ -112,10 +126,9 @@ pub fn decode(
             Unreadable {
                 value: value.clone(),
                 hint: format!(
-                    "{reason}; set container metadata `{LAST_DATETIME}` to a UTC time such as \
-                     2024-01-13T14:00:00.0000000Z (every record before it counts as stored; \
-                     `entra-export checkpoint set` does this), or delete the key to start again \
-                     from INITIAL_LOOKBACK"
+                    "{reason}; set it to a UTC time such as 2024-01-13T14:00:00.0000000Z (every \
+                     record before it counts as stored) with `{SET_COMMAND}`, which keeps the \
+                     other metadata keys, or delete the key to start again from INITIAL_LOOKBACK"
                 ),
             }
         })?),
@@ -124,7 +137,7 @@ pub fn decode(
 }
 
 /// The last run, or `None` when absent or incomplete (informational only: never an error).
-fn decode_last_run(metadata: &HashMap<String, String>) -> Option<LastRun> {
+pub fn decode_last_run(metadata: &HashMap<String, String>) -> Option<LastRun> {
     let run_id = metadata.get(LAST_RUN_ID)?.clone();
     let finished_at = match metadata
         .get(LAST_RUN_FINISHED_AT)
@@ -181,6 +194,134 @@ pub fn merge(
         metadata.insert(LAST_RUN_REPORT.to_owned(), report);
     }
     metadata
+}
+
+/// The metadata to write for an operator's `checkpoint set`: `current` with `last_datetime`
+/// and `checkpoint_version` set; every other key (the last run, the Python sample's
+/// `last_execution`, anybody's) is kept as it is.
+pub fn merge_checkpoint(
+    current: &HashMap<String, String>,
+    last_datetime: OffsetDateTime,
+) -> HashMap<String, String> {
+    let mut metadata = current.clone();
+    metadata.insert(LAST_DATETIME.to_owned(), timestamp::format(last_datetime));
+    metadata.insert(CHECKPOINT_VERSION.to_owned(), VERSION.to_owned());
+    metadata
+}
+
+/// A container's metadata exactly as stored (names lowercase, as returned) and its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMetadata {
+    /// Every metadata key and value, undecoded.
+    pub metadata: HashMap<String, String>,
+    /// The container's lease, which is the run lock.
+    pub lease: LeaseInfo,
+}
+
+impl Storage {
+    /// The container's metadata as stored and its lease, without decoding the checkpoint (for
+    /// `checkpoint show` and `set`, which must work when the stored checkpoint is unreadable).
+    /// A missing container is [`Error::ContainerNotFound`].
+    pub async fn read_metadata(&self, container: &str) -> Result<StoredMetadata, Error> {
+        let op = self.op("read metadata of", container, None);
+        let client = self.container_client(container);
+        let properties = op
+            .within(self.inner.timeouts.operation, async {
+                client.get_properties(None).await.map_err(|e| op.error(e))
+            })
+            .await?;
+        let metadata = properties.metadata().map_err(|e| op.error(e))?;
+        let lease = LeaseInfo {
+            state: properties
+                .lease_state()
+                .map_err(|e| op.error(e))?
+                .map_or_else(|| "available".to_owned(), |s| s.to_string()),
+            status: properties
+                .lease_status()
+                .map_err(|e| op.error(e))?
+                .map_or_else(|| "unlocked".to_owned(), |s| s.to_string()),
+        };
+        Ok(StoredMetadata { metadata, lease })
+    }
+
+    /// Reads the container metadata and writes `update(current)` in its place, both under
+    /// `lock`'s lease id: the service refuses them once the lease lapsed or another run holds
+    /// it ([`Error::LeaseLost`], [`Error::LeaseMismatch`]). Set Container Metadata replaces the
+    /// whole set, so `update` must return every key to keep. Returns the metadata as it was.
+    pub async fn update_metadata(
+        &self,
+        container: &str,
+        lock: &RunLock,
+        update: impl FnOnce(&HashMap<String, String>) -> HashMap<String, String>,
+    ) -> Result<HashMap<String, String>, Error> {
+        if lock.container() != container || lock.account() != self.inner.account {
+            return Err(Error::LeaseMismatch {
+                account: self.inner.account.clone(),
+                container: container.to_owned(),
+            });
+        }
+        if lock.lost().is_cancelled() {
+            return Err(Error::LeaseLost {
+                account: self.inner.account.clone(),
+                container: container.to_owned(),
+                cause: "lease renewal failed earlier".to_owned(),
+            });
+        }
+        let client = self.container_client(container);
+        let op = self.op("write metadata of", container, None);
+        let limit = self.inner.timeouts.operation;
+        let properties = op
+            .within(limit, async {
+                client
+                    .get_properties(Some(BlobContainerClientGetPropertiesOptions {
+                        lease_id: Some(lock.lease_id().to_owned()),
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|e| lock.classify(e, &op))
+            })
+            .await?;
+        let current = properties.metadata().map_err(|e| op.error(e))?;
+        let updated = update(&current);
+        op.within(limit, async {
+            client
+                .set_metadata(
+                    &updated,
+                    Some(BlobContainerClientSetMetadataOptions {
+                        lease_id: Some(lock.lease_id().to_owned()),
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(|e| lock.classify(e, &op))
+        })
+        .await?;
+        Ok(current)
+    }
+
+    /// Moves the checkpoint by hand (`checkpoint set`): under `lock`, sets only
+    /// `last_datetime` and `checkpoint_version` and keeps every other key, unlike
+    /// [`Storage::write_checkpoint`], which also records a run. Returns the metadata as it was.
+    pub async fn set_checkpoint(
+        &self,
+        container: &str,
+        lock: &RunLock,
+        last_datetime: OffsetDateTime,
+    ) -> Result<HashMap<String, String>, Error> {
+        let before = self
+            .update_metadata(container, lock, |current| {
+                merge_checkpoint(current, last_datetime)
+            })
+            .await?;
+        tracing::info!(
+            storage.account = %self.inner.account,
+            storage.container = %container,
+            checkpoint.before = before.get(LAST_DATETIME).map_or("none", String::as_str),
+            checkpoint.last_datetime = %timestamp::format(last_datetime),
+            "checkpoint set by hand"
+        );
+        Ok(before)
+    }
 }
 
 /// Bytes the service counts against [`METADATA_LIMIT`]: every name and value.
@@ -366,6 +507,50 @@ mod tests {
         assert_eq!(last_run.finished_at, run().finished_at);
         let report: serde_json::Value = serde_json::from_str(&last_run.report_json).unwrap();
         assert_eq!(report["note"], "café");
+    }
+
+    #[test]
+    fn merge_checkpoint_sets_only_the_checkpoint_and_its_version() {
+        let current = map(&[
+            (LAST_DATETIME, "2019-05-21T19:15:41.61Z"),
+            (CHECKPOINT_VERSION, "1"),
+            ("last_execution", "2019-05-21 12:15:41"),
+            (LAST_RUN_ID, "7d0c9a1e"),
+            (LAST_RUN_REPORT, r#"{"pages":3}"#),
+        ]);
+        let checkpoint = datetime!(2024-01-13 14:00:00.5 UTC);
+        let merged = merge_checkpoint(&current, checkpoint);
+        assert_eq!(merged.len(), current.len());
+        assert_eq!(merged[LAST_DATETIME], "2024-01-13T14:00:00.5000000Z");
+        for key in [
+            "last_execution",
+            LAST_RUN_ID,
+            LAST_RUN_REPORT,
+            CHECKPOINT_VERSION,
+        ] {
+            assert_eq!(merged[key], current[key], "{key}");
+        }
+        // An unreadable checkpoint or an unknown version is replaced.
+        let merged = merge_checkpoint(
+            &map(&[(LAST_DATETIME, "yesterday"), (CHECKPOINT_VERSION, "2")]),
+            checkpoint,
+        );
+        assert_eq!(decode(&merged).unwrap(), (Some(checkpoint), None));
+    }
+
+    #[test]
+    fn hints_name_the_real_command() {
+        let bad_time = decode(&map(&[(LAST_DATETIME, "yesterday")])).unwrap_err();
+        let bad_version = decode(&map(&[(CHECKPOINT_VERSION, "2")])).unwrap_err();
+        for error in [bad_time, bad_version] {
+            assert!(
+                error
+                    .hint
+                    .contains("entra-export checkpoint set <job> <time>"),
+                "{}",
+                error.hint
+            );
+        }
     }
 
     #[test]

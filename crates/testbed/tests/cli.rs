@@ -1,5 +1,5 @@
-//! The operator's command line, run as a process: `run` with a backfill range, `status` and
-//! `config check`, against the stand-ins.
+//! The operator's command line, run as a process: `run` with a backfill range, `status`,
+//! `checkpoint show` and `set`, and `config check`, against the stand-ins.
 
 use std::process::Output;
 use std::time::Duration;
@@ -357,4 +357,502 @@ async fn azure_cli_without_az_blames_the_credential_not_the_storage_account() {
         "{reason}"
     );
     assert_eq!(contacted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+// `checkpoint show` and `checkpoint set`.
+
+fn rfc(instant: OffsetDateTime) -> String {
+    entra_export::timestamp::format(instant)
+}
+
+fn state_name(container: &str) -> String {
+    format!("{container}/written-ids.json")
+}
+
+/// Metadata of a container, `None` when it does not exist.
+async fn metadata(
+    storage: &entra_export::storage::Storage,
+    container: &str,
+) -> Option<entra_export::storage::checkpoint::StoredMetadata> {
+    match storage.read_metadata(container).await {
+        Ok(stored) => Some(stored),
+        Err(entra_export::storage::Error::ContainerNotFound { .. }) => None,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// The written-ids state a run left.
+async fn written_ids(
+    storage: &entra_export::storage::Storage,
+    container: &str,
+) -> entra_export::pipeline::dedup::WrittenIds {
+    let (body, _) = storage
+        .load_state(&state_name(container))
+        .await
+        .unwrap()
+        .expect("a run saved its state");
+    entra_export::pipeline::dedup::WrittenIds::decode(&body).unwrap()
+}
+
+/// Makes the state say that a run left a window open after `from`, as a run cut short does.
+async fn plant_leftover(
+    storage: &entra_export::storage::Storage,
+    container: &str,
+    from: OffsetDateTime,
+) -> entra_export::pipeline::plan::Leftover {
+    let name = state_name(container);
+    let (body, etag) = storage.load_state(&name).await.unwrap().unwrap();
+    let mut written = entra_export::pipeline::dedup::WrittenIds::decode(&body).unwrap();
+    let minutes = time::Duration::minutes;
+    let leftover = entra_export::pipeline::plan::Leftover {
+        from,
+        end: from + minutes(60),
+        open: vec![(from + minutes(10), from + minutes(20), from + minutes(15))],
+    };
+    written.set_leftover(Some(leftover.clone()));
+    storage
+        .save_state(&name, written.encode().into(), Some(&etag))
+        .await
+        .unwrap();
+    leftover
+}
+
+/// Runs a job to completion and returns the checkpoint it wrote.
+async fn run_to_completion(stack: &Stack, kind: JobKind) -> OffsetDateTime {
+    let output = entra_export(&stack.env(), &["run", kind.name(), "--no-progress"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"], "complete", "{report}");
+    let storage = stack.storage().await.unwrap();
+    storage
+        .read_checkpoint(&stack.container(kind))
+        .await
+        .unwrap()
+        .checkpoint
+        .unwrap()
+}
+
+#[tokio::test]
+async fn checkpoint_show_says_never_run_then_shows_what_runs_left() {
+    let Some(stack) = stack().await else { return };
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::Audit);
+
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with(&format!("audit (container {container})\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("never run"), "{stdout}");
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "all", "--json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let shown: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(shown.len(), 2, "{stdout}");
+    assert_eq!(shown[0]["job"], "audit");
+    assert_eq!(shown[1]["job"], "signin");
+    assert!(shown.iter().all(|job| job["exists"] == false), "{stdout}");
+    assert!(
+        metadata(&storage, &container).await.is_none(),
+        "show must not create the container"
+    );
+
+    let checkpoint = run_to_completion(&stack, JobKind::Audit).await;
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        format!("  checkpoint (last_datetime): {}\n", rfc(checkpoint)),
+        "  checkpoint_version: 1\n".to_owned(),
+        "  lock: lease available / unlocked\n".to_owned(),
+        "outcome complete".to_owned(),
+        format!(
+            "written-ids state {}-state/{}: ",
+            stack.prefix,
+            state_name(&container)
+        ),
+        " ids remembered".to_owned(),
+        "  windows left open: none\n".to_owned(),
+    ] {
+        assert!(stdout.contains(&line), "{line}: {stdout}");
+    }
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit", "--json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["exists"], true);
+    assert_eq!(shown["checkpoint"], rfc(checkpoint).as_str());
+    assert_eq!(shown["checkpoint_version"], "1");
+    assert_eq!(shown["lease"]["state"], "available");
+    assert_eq!(shown["last_run"]["outcome"], "complete");
+    assert_eq!(shown["last_run"]["report"]["job"], "audit");
+    assert!(shown["state"]["ids"].as_u64().unwrap() > 0, "{shown}");
+    // A complete run leaves its plan with no window open.
+    let plan = &shown["state"]["windows_left_open"];
+    assert!(
+        plan.is_null() || plan["open"].as_array().unwrap().is_empty(),
+        "{shown}"
+    );
+
+    // Windows a run left open are shown, as text and as JSON.
+    let leftover = plant_leftover(&storage, &container, checkpoint).await;
+    let (start, end, progress) = leftover.open[0];
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit"]).await;
+    let (stdout, _) = text(&output);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "  windows left open: 1, of the range [{}, {})",
+            rfc(leftover.from),
+            rfc(leftover.end)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "    [{}, {}) stored up to {}\n",
+            rfc(start),
+            rfc(end),
+            rfc(progress)
+        )),
+        "{stdout}"
+    );
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit", "--json"]).await;
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let open = &shown["state"]["windows_left_open"];
+    assert_eq!(open["from"], rfc(leftover.from).as_str(), "{shown}");
+    assert_eq!(open["open"][0]["stored_up_to"], rfc(progress).as_str());
+}
+
+#[tokio::test]
+async fn checkpoint_set_dry_run_changes_nothing() {
+    let Some(stack) = stack().await else { return };
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::Audit);
+    let now = OffsetDateTime::now_utc();
+
+    // A job that never ran: nothing is created.
+    let target = rfc(now - time::Duration::days(1));
+    let output = entra_export(
+        &stack.env(),
+        &["checkpoint", "set", "audit", &target, "--dry-run"],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("last_datetime: none -> {target}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("does not exist yet: it would be created"));
+    assert!(
+        stdout.ends_with("dry run: nothing was changed\n"),
+        "{stdout}"
+    );
+    assert!(metadata(&storage, &container).await.is_none());
+
+    // After a run, with windows left open: the metadata, the state and the lock stay as they are.
+    let checkpoint = run_to_completion(&stack, JobKind::Audit).await;
+    plant_leftover(&storage, &container, checkpoint).await;
+    let before = metadata(&storage, &container).await.unwrap();
+    let state_before = storage.load_state(&state_name(&container)).await.unwrap();
+    let target = rfc(checkpoint - time::Duration::hours(3));
+    let output = entra_export(
+        &stack.env(),
+        &["checkpoint", "set", "audit", &target, "--dry-run"],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "audit (container {container}): checkpoint would change\n  last_datetime: {} -> {target}\n",
+            rfc(checkpoint)
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("would be cleared"), "{stdout}");
+    assert!(stdout.contains("dry run: nothing was changed"), "{stdout}");
+    assert_eq!(metadata(&storage, &container).await.unwrap(), before);
+    assert_eq!(
+        storage.load_state(&state_name(&container)).await.unwrap(),
+        state_before
+    );
+    assert_eq!(before.lease.state, "available");
+}
+
+#[tokio::test]
+async fn checkpoint_set_moves_the_checkpoint_keeps_other_keys_and_clears_the_windows_left_open() {
+    let Some(stack) = stack().await else { return };
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::Audit);
+    let checkpoint = run_to_completion(&stack, JobKind::Audit).await;
+
+    // A key of somebody else's, as the Python sample wrote.
+    let lock = storage
+        .try_lock_for(&container, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .unwrap();
+    storage
+        .update_metadata(&container, &lock, |current| {
+            let mut metadata = current.clone();
+            metadata.insert("last_execution".into(), "2019-05-21 12:15:41.123".into());
+            metadata
+        })
+        .await
+        .unwrap();
+    lock.release().await.unwrap();
+    plant_leftover(&storage, &container, checkpoint).await;
+    let before = metadata(&storage, &container).await.unwrap().metadata;
+    let written_before = written_ids(&storage, &container).await;
+
+    let target = checkpoint - time::Duration::hours(3);
+    let output = entra_export(&stack.env(), &["checkpoint", "set", "audit", &rfc(target)]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for part in [
+        format!("audit (container {container}): checkpoint changed\n"),
+        format!("  last_datetime: {} -> {}\n", rfc(checkpoint), rfc(target)),
+        "  checkpoint_version: 1 -> 1\n".to_owned(),
+        "last_execution, last_run_finished_at, last_run_id".to_owned(),
+        format!("1 in the last run's range [{}, ", rfc(checkpoint)),
+        "cleared: the next run plans its range afresh".to_owned(),
+        "the checkpoint moves back".to_owned(),
+    ] {
+        assert!(stdout.contains(&part), "{part}: {stdout}");
+    }
+
+    let after = metadata(&storage, &container).await.unwrap();
+    assert_eq!(after.lease.state, "available", "the lock is released");
+    let mut expected = before.clone();
+    expected.insert("last_datetime".into(), rfc(target));
+    assert_eq!(after.metadata, expected, "only last_datetime changed");
+    let written = written_ids(&storage, &container).await;
+    assert_eq!(written.leftover(), None);
+    assert_eq!(written.len(), written_before.len(), "the written ids stay");
+    assert_eq!(
+        written.density_per_hour(),
+        written_before.density_per_hour()
+    );
+
+    // The next run starts from the new checkpoint minus REPLAY_WINDOW (2 h), planned afresh.
+    let output = entra_export(&stack.env(), &["run", "audit", "--no-progress"]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["checkpoint_before"],
+        rfc(target).as_str(),
+        "{report}"
+    );
+    assert_eq!(
+        report["range_start"],
+        rfc(target - time::Duration::hours(2)).as_str(),
+        "{report}"
+    );
+    assert_eq!(report["outcome"], "complete", "{report}");
+}
+
+#[tokio::test]
+async fn checkpoint_set_is_refused_while_a_run_holds_the_lock() {
+    let Some(stack) = stack().await else { return };
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::SignIn);
+    storage.ensure_container(&container).await.unwrap();
+    let lock = storage
+        .try_lock_for(&container, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    let target = rfc(OffsetDateTime::now_utc() - time::Duration::hours(1));
+
+    let output = entra_export(&stack.env(), &["checkpoint", "set", "signin", &target]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "a run of signin holds the lock; try again when it ends (at most LOCK_LEASE, 60 s, after it stops)"
+        ),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    let stored = metadata(&storage, &container).await.unwrap();
+    assert!(stored.metadata.is_empty(), "{:?}", stored.metadata);
+    assert_eq!(stored.lease.state, "leased", "our lease is untouched");
+
+    // A dry run says it would be refused.
+    let output = entra_export(
+        &stack.env(),
+        &["checkpoint", "set", "signin", &target, "--dry-run"],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("a run of signin holds the lock now"),
+        "{stdout}"
+    );
+    // `show` says who holds it.
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "signin"]).await;
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains("lock: lease leased / locked (a run holds it)"),
+        "{stdout}"
+    );
+
+    // Once the run ends, the same command goes through.
+    lock.release().await.unwrap();
+    let output = entra_export(&stack.env(), &["checkpoint", "set", "signin", &target]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("last_datetime: none -> {target}")),
+        "{stdout}"
+    );
+    let stored = metadata(&storage, &container).await.unwrap();
+    assert_eq!(stored.metadata["last_datetime"], target);
+    assert_eq!(stored.metadata["checkpoint_version"], "1");
+}
+
+#[tokio::test]
+async fn checkpoint_set_refuses_a_future_an_expired_or_a_bad_time() {
+    let Some(stack) = stack().await else { return };
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::Audit);
+    let now = OffsetDateTime::now_utc();
+
+    let future = rfc(now + time::Duration::days(1));
+    let expired = rfc(now - time::Duration::days(31));
+    let refusals: [(&[&str], &[&str]); 5] = [
+        (
+            &["checkpoint", "set", "audit", &future],
+            &[&format!("{future} is in the future")],
+        ),
+        (
+            &["checkpoint", "set", "audit", &expired, "--dry-run"],
+            &[
+                &format!("{expired} is older than Entra's 30-day retention"),
+                "can no longer be fetched",
+                "cannot recover them",
+                "--force",
+            ],
+        ),
+        (
+            &["checkpoint", "set", "audit", "2026-13-01T00:00:00Z"],
+            &["`2026-13-01T00:00:00Z` is not an RFC 3339 date-time"],
+        ),
+        (
+            &[
+                "checkpoint",
+                "set",
+                "audit",
+                "2026-11-01T00:00:00.123456789Z",
+            ],
+            &["`2026-11-01T00:00:00.123456789Z` has more than 7 fractional second digits"],
+        ),
+        (
+            &["checkpoint", "set", "all", &expired],
+            &["invalid value 'all'", "audit, signin"],
+        ),
+    ];
+    for (args, expected) in refusals {
+        let output = entra_export(&stack.env(), args).await;
+        let (stdout, stderr) = text(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {stdout}\n{stderr}"
+        );
+        for part in expected {
+            assert!(stderr.contains(part), "{args:?}: {part}: {stderr}");
+        }
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    }
+    assert!(
+        metadata(&storage, &container).await.is_none(),
+        "a refused set touches nothing"
+    );
+
+    // --force accepts a time before the retention.
+    let output = entra_export(
+        &stack.env(),
+        &["checkpoint", "set", "audit", &expired, "--force"],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let stored = metadata(&storage, &container).await.unwrap();
+    assert_eq!(stored.metadata["last_datetime"], expired);
+}
+
+#[tokio::test]
+async fn an_unreadable_checkpoint_is_shown_and_replaced_by_checkpoint_set() {
+    let Some(stack) = stack().await else { return };
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::Audit);
+    storage.ensure_container(&container).await.unwrap();
+    let lock = storage
+        .try_lock_for(&container, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .unwrap();
+    storage
+        .update_metadata(&container, &lock, |_| {
+            [
+                ("last_datetime", "21/05/2019 19:15"),
+                ("last_execution", "2019-05-21 12:15:41.123"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+        })
+        .await
+        .unwrap();
+    lock.release().await.unwrap();
+
+    // The run refuses it and names the command that fixes it.
+    let output = entra_export(&stack.env(), &["run", "audit", "--no-progress"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("`21/05/2019 19:15`"), "{reason}");
+    assert!(
+        reason.contains("entra-export checkpoint set <job> <time>"),
+        "{reason}"
+    );
+    // `show` shows the value and the fix, and exits 1.
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("  checkpoint: unreadable `21/05/2019 19:15`: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("lock: lease available"), "{stdout}");
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit", "--json"]).await;
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["checkpoint_unreadable"]["value"], "21/05/2019 19:15");
+
+    // `set` replaces it, keeping the other key.
+    let target = rfc(OffsetDateTime::now_utc() - time::Duration::hours(1));
+    let output = entra_export(&stack.env(), &["checkpoint", "set", "audit", &target]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("last_datetime: 21/05/2019 19:15 -> {target}")),
+        "{stdout}"
+    );
+    let stored = metadata(&storage, &container).await.unwrap().metadata;
+    assert_eq!(stored["last_datetime"], target);
+    assert_eq!(stored["last_execution"], "2019-05-21 12:15:41.123");
+    let output = entra_export(&stack.env(), &["checkpoint", "show", "audit"]).await;
+    assert!(output.status.success(), "{:?}", text(&output));
 }
