@@ -181,6 +181,14 @@ async fn run_with_lock(
     let storage = &context.storage;
     let state = storage.read_checkpoint(&job.container).await?;
     let checkpoint_before = state.checkpoint;
+    let previously_stuck = state
+        .last_run
+        .as_ref()
+        .and_then(|run| serde_json::from_str::<serde_json::Value>(&run.report_json).ok())
+        .and_then(|report| report["runs_without_progress"].as_u64())
+        .unwrap_or(0);
+    // Until the run shows otherwise (a run that fails early made none).
+    report.runs_without_progress = previously_stuck + 1;
     report.checkpoint_before = checkpoint_before.map(timestamp::format);
     report.backfill = options.backfill.is_some();
 
@@ -294,6 +302,15 @@ async fn run_with_lock(
     let checkpoint_after = committer.target(progress);
     report.checkpoint_after = checkpoint_after.map(timestamp::format);
     let moved = checkpoint_after.filter(|after| Some(*after) != checkpoint_before);
+    report.made_progress = match options.backfill {
+        Some(_) => all_done,
+        None => moved.is_some(),
+    };
+    report.runs_without_progress = if report.made_progress {
+        0
+    } else {
+        previously_stuck + 1
+    };
     let (outcome_kind, reason) = conclude(config, &outcome, all_done, moved, options);
     report.set_outcome(outcome_kind, reason);
     // The stored report carries the time taken so far (all but the final writes).
@@ -589,6 +606,8 @@ async fn fetch_windows(
                     let mut snapshot = report.clone();
                     snapshot.records_written = context.counts.written.load(Ordering::Relaxed);
                     snapshot.checkpoint_after = to.map(timestamp::format);
+                    snapshot.made_progress = true;
+                    snapshot.runs_without_progress = 0;
                     match committer.commit(to, &commit::last_run(&snapshot, "running")).await {
                         Ok(()) => tracing::info!(checkpoint = %to.map(timestamp::format).unwrap_or_default(), "progress committed"),
                         Err(error) => {

@@ -55,6 +55,12 @@ pub struct RunReport {
     /// and the run skipped: `[start, end)` of that span, absent when nothing was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_before_retention: Option<[String; 2]>,
+    /// True when the run moved the checkpoint (or, for a backfill, wrote what it set out to);
+    /// false for a run that left everything as it found it.
+    pub made_progress: bool,
+    /// Runs in a row, this one included, that made no progress (0 when this one did): an
+    /// operator alerts on this rather than on a single slow run.
+    pub runs_without_progress: u64,
     /// `last_datetime` when the run started.
     pub checkpoint_before: Option<String>,
     /// `last_datetime` when the run ended.

@@ -326,6 +326,8 @@ async fn a_run_cut_by_the_time_budget_resumes_where_it_stopped() {
         if now > previous {
             moved += 1;
         }
+        let report = reply.report().unwrap();
+        assert_eq!(report["made_progress"], now > previous, "{report}");
         previous = now;
         if outcome == "complete" {
             break;
@@ -476,8 +478,23 @@ async fn a_sign_in_job_failing_on_403_does_not_stop_the_audit_job() {
     // A second run costs no more: the density learned is nothing, the plan one window.
     let again = tick(&serve, JobKind::SignIn).await;
     assert_eq!(again.status, 500);
-    let requests = again.report().unwrap()["requests"].as_u64().unwrap();
+    let report = again.report().unwrap();
+    let requests = report["requests"].as_u64().unwrap();
     assert!(requests <= 3, "{requests} Graph requests for a 403 job");
+    // Honest: two runs in a row made no progress, and the metadata says so for alerts.
+    assert_eq!(report["made_progress"], false, "{report}");
+    assert_eq!(report["runs_without_progress"], 2, "{report}");
+    let stored = stack
+        .storage()
+        .await
+        .unwrap()
+        .read_checkpoint(&stack.container(JobKind::SignIn))
+        .await
+        .unwrap()
+        .last_run
+        .expect("a failed run records itself");
+    assert_eq!(stored.outcome, "failed");
+    assert!(stored.report_json.contains("\"runs_without_progress\":2"));
     assert!(
         serve.logs().contains("signin run failed"),
         "the failure must reach stderr"
