@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::dedup::WrittenIds;
 use super::error::CommitError;
+use super::journal::Journal;
 use super::lock_planner;
 use super::plan::Planner;
 use super::report::RunReport;
@@ -41,6 +42,8 @@ pub(super) struct Committer<'a> {
     pub(super) range_start: OffsetDateTime,
     pub(super) written: Arc<Mutex<WrittenIds>>,
     pub(super) planner: Arc<Mutex<Planner>>,
+    /// The journals of ids written since the last commit.
+    pub(super) journal: Arc<Journal>,
     /// Graph, whose clock bounds the checkpoint.
     pub(super) graph: GraphClient,
     /// When the run started, by the local monotonic clock.
@@ -100,6 +103,9 @@ impl Committer<'_> {
         to: Option<OffsetDateTime>,
         last_run: &LastRun,
     ) -> Result<(), CommitError> {
+        // Later appends go to the emptied older journal; the ids appended to the other one are
+        // in memory, so in the state saved next.
+        self.journal.turn().await.map_err(CommitError::State)?;
         self.prune();
         let body = {
             let leftover = if self.horizon.backfill {

@@ -56,6 +56,8 @@ pub struct SliceContext {
     /// The run's deadline for Graph (`RUN_TIME_BUDGET` from the run's start): a `Retry-After`
     /// beyond it ends the window at once, and one page's retries take a share of what is left.
     pub limits: FetchLimits,
+    /// Where the ids of every stored page are appended, for a successor of a killed run.
+    pub journal: Arc<super::journal::Journal>,
 }
 
 /// Record statistics shared by the slices of a run.
@@ -333,10 +335,20 @@ async fn upload(
         }
     };
     tracing::debug!(blob.name = %name.as_str(), records = records.len(), blob.bytes = bytes, "blob written");
-    // Only now are the records stored: remember them.
-    let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
-    for (key, entry, decision, time) in &pending.entries {
-        written.insert(*key, *entry);
+    // Only now are the records stored: remember them, in memory and in the journal.
+    let journaled: Vec<(u128, Entry)> = pending
+        .entries
+        .iter()
+        .map(|(key, entry, _, _)| (*key, *entry))
+        .collect();
+    {
+        let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, entry) in &journaled {
+            written.insert(*key, *entry);
+        }
+    }
+    ctx.journal.append(&journaled).await?;
+    for (_, _, decision, time) in &pending.entries {
         match decision {
             Decision::Updated => ctx.counts.updated.fetch_add(1, Ordering::Relaxed),
             _ => 0,

@@ -17,6 +17,7 @@ mod commit;
 pub mod dedup;
 pub mod error;
 pub mod fetch;
+mod journal;
 pub mod plan;
 pub mod report;
 pub mod share;
@@ -39,6 +40,7 @@ use commit::Committer;
 use dedup::WrittenIds;
 use error::RunError;
 use fetch::{Counts, Partitions, SliceContext, SliceError, WindowEnd};
+use journal::Journal;
 use plan::{AfterFailure, PlanStats, Planner};
 use report::{Outcome, RunReport};
 use slices::{Horizon, span};
@@ -203,7 +205,22 @@ async fn run_with_lock(
         .map(|from| [timestamp::format(from), timestamp::format(range_start)]);
 
     let state_name = format!("{}/written-ids.json", job.container);
-    let (written, etag) = load_written(storage, &state_name).await?;
+    let (mut written, etag) = load_written(storage, &state_name).await?;
+    // What runs killed since their last commit wrote is in the journals.
+    let journal = Arc::new(Journal::new(storage.clone(), &job.container));
+    let journaled = journal.load().await.map_err(|source| RunError::ReadState {
+        name: format!("{state_name} journals"),
+        source,
+    })?;
+    if !journaled.is_empty() {
+        tracing::info!(
+            journal.entries = journaled.len(),
+            "ids written after the last commit of an earlier run found in the journal"
+        );
+    }
+    for (key, entry) in journaled {
+        written.insert(key, entry);
+    }
     let density = written.density_per_hour();
     let backfill = options.backfill.is_some();
     // Windows an earlier run left open are resumed where they got, unless the checkpoint was
@@ -255,6 +272,7 @@ async fn run_with_lock(
         limits: FetchLimits::until(tokio::time::Instant::from_std(
             started + config.run.run_time_budget,
         )),
+        journal: journal.clone(),
     });
     let mut committer = Committer {
         storage,
@@ -272,6 +290,7 @@ async fn run_with_lock(
         range_start,
         written: written.clone(),
         planner: planner.clone(),
+        journal,
         graph: context.graph.clone(),
         run_start: tokio::time::Instant::from_std(started),
         query_lag: config.run.query_lag,
@@ -315,6 +334,13 @@ async fn run_with_lock(
     report.set_outcome(outcome_kind, reason);
     // The stored report carries the time taken so far (all but the final writes).
     report.duration_ms = started.elapsed().as_millis() as u64;
+    // What the next run plans with: records per hour of event time seen by this one.
+    if let Some(progress) = progress
+        && !backfill
+    {
+        let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
+        written.learn_density(report.records_fetched, progress - range_start);
+    }
     let last_run = commit::last_run(report, outcome_kind.as_str());
     committer.commit(checkpoint_after, &last_run).await?;
     Ok(())

@@ -50,8 +50,11 @@ use crate::timestamp;
 
 /// The heartbeat blobs' prefix in `STATE_CONTAINER`; one blob per job container.
 pub const PREFIX: &str = "graph-share/";
-/// Heartbeats are written and read this often while a job runs.
+/// The others' heartbeats are read this often while a job runs.
 pub const POLL: Duration = Duration::from_secs(5);
+/// A process writes its heartbeats when a run starts or ends, when its view or share changes,
+/// and at least this often (well inside [`STALE`]).
+pub const REFRESH: Duration = Duration::from_secs(15);
 /// ... and this often while the participants do not agree, and for [`FAST_AFTER_START`] after
 /// a run starts (two processes that start together find each other at once).
 pub const FAST_POLL: Duration = Duration::from_secs(1);
@@ -226,8 +229,12 @@ struct ShareState {
     waiting_since: Option<Instant>,
     /// When each heartbeat blob's current version was first read: (blob, its time) -> instant.
     first_seen: HashMap<(String, String), Instant>,
+    /// When the heartbeats of every run were last written, with the view and share they said.
+    written: Option<(Instant, Vec<String>, u32)>,
     /// Whether the last round failed (to warn once per streak).
     failing: bool,
+    /// The share and view last logged.
+    logged: Option<(u32, Vec<String>)>,
 }
 
 /// A run's membership; [`Membership::leave`] when the run ends (dropping it leaves too, without
@@ -407,7 +414,10 @@ impl GraphShare {
     /// Announces `announce` (a run that starts), reads the heartbeats, applies the share and
     /// writes the heartbeats of every run of this process with the view that goes with it.
     /// `None` when no run goes on any more.
-    async fn round(&self, announce: Option<&str>) -> Result<Option<Decision>, crate::storage::Error> {
+    async fn round(
+        &self,
+        announce: Option<&str>,
+    ) -> Result<Option<Decision>, crate::storage::Error> {
         let mut state = self.state.lock().await;
         let running: Vec<String> = self.jobs().running.iter().cloned().collect();
         if running.is_empty() {
@@ -482,22 +492,41 @@ impl GraphShare {
                 state.waiting_since = None;
             }
         }
-        let before = self.limiter.status().share;
         self.limiter.set_share(decision.share, decision.not_before);
-        if before != decision.share || state.view != decision.view {
+        let logged = Some((decision.share, decision.view.clone()));
+        if state.logged != logged {
+            state.logged = logged;
             tracing::info!(
                 participants = decision.view.len(),
                 agreed = decision.agreed,
                 throttle.share = decision.share,
                 throttle.max = self.limiter.max(),
-                "Graph budget shared between processes"
+                // A raise waits for the others' requests to leave the window.
+                throttle.share_from_ms = if self.limiter.status().share < decision.share {
+                    u64::try_from(
+                        decision
+                            .not_before
+                            .saturating_duration_since(instant)
+                            .as_millis(),
+                    )
+                    .unwrap_or(u64::MAX)
+                } else {
+                    0
+                },
+                "this process's share of Graph's throttle budget"
             );
         }
         state.view = decision.view.clone();
         let share = self.limiter.status().share;
-        for job in &running {
-            self.write(&self.heartbeat(job, true, &decision.view, share))
-                .await?;
+        let due = state.written.as_ref().is_none_or(|(at, view, said)| {
+            *view != decision.view || *said != share || at.elapsed() >= REFRESH
+        });
+        if due {
+            for job in &running {
+                self.write(&self.heartbeat(job, true, &decision.view, share))
+                    .await?;
+            }
+            state.written = Some((Instant::now(), decision.view.clone(), share));
         }
         Ok(Some(decision))
     }
@@ -525,5 +554,196 @@ impl GraphShare {
                 Bytes::from(body),
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: &str = "tenant-1";
+
+    fn at(seconds_ago: i64) -> String {
+        let now = OffsetDateTime::now_utc();
+        timestamp::format(now - time::Duration::seconds(seconds_ago))
+    }
+
+    fn beat(process: &str, seconds_ago: i64, running: bool, view: &[&str]) -> Heartbeat {
+        Heartbeat {
+            process: process.to_owned(),
+            tenant: TENANT.to_owned(),
+            job: format!("{process}-job"),
+            time: at(seconds_ago),
+            running,
+            view: view.iter().map(|&p| p.to_owned()).collect(),
+            share: 0,
+            settle_ms: 0,
+        }
+    }
+
+    fn seen(heartbeats: Vec<Heartbeat>) -> Vec<Seen> {
+        let now = Instant::now();
+        heartbeats
+            .into_iter()
+            .map(|heartbeat| Seen {
+                heartbeat,
+                first_seen: now,
+            })
+            .collect()
+    }
+
+    fn decide_now(me: &str, agreed: Option<u32>, heartbeats: Vec<Heartbeat>) -> Decision {
+        decide(
+            me,
+            TENANT,
+            5,
+            agreed,
+            OffsetDateTime::now_utc(),
+            Instant::now(),
+            &seen(heartbeats),
+        )
+    }
+
+    #[test]
+    fn participants_are_fresh_running_processes_of_the_tenant_sorted() {
+        let mut other_tenant = beat("a", 1, true, &["a"]);
+        other_tenant.tenant = "tenant-2".to_owned();
+        let heartbeats = seen(vec![
+            beat("c", 1, true, &["c"]),
+            beat("c", 3, true, &["c"]),
+            beat("a", 39, true, &["a"]),
+            beat("d", 41, true, &["d"]),
+            beat("e", 1, false, &["e"]),
+            beat("f", -30, true, &["f"]),
+            other_tenant,
+        ]);
+        let now = OffsetDateTime::now_utc();
+        // "d" is stale, "e" stopped, the other tenant's "a" is not ours; a heartbeat from the
+        // future (a clock ahead) counts; "b" (me) always does; every id once, sorted.
+        assert_eq!(
+            participants("b", TENANT, now, &heartbeats),
+            ["a", "b", "c", "f"]
+        );
+        let mut shuffled = heartbeats.clone();
+        shuffled.reverse();
+        assert_eq!(
+            participants("b", TENANT, now, &shuffled),
+            ["a", "b", "c", "f"],
+            "the order of the blobs does not matter"
+        );
+        assert_eq!(participants("b", TENANT, now, &[]), ["b"]);
+    }
+
+    #[test]
+    fn alone_takes_the_whole_budget() {
+        let decision = decide_now("a", None, vec![beat("b", 60, true, &["a", "b"])]);
+        assert_eq!(decision.view, ["a"]);
+        assert!(decision.agreed);
+        assert_eq!((decision.target, decision.share), (5, 5));
+    }
+
+    #[test]
+    fn a_newcomer_waits_until_the_others_see_it() {
+        // "b" starts while "a" runs alone: "a" has not seen "b" yet.
+        let decision = decide_now("b", None, vec![beat("a", 2, true, &["a"])]);
+        assert_eq!(decision.view, ["a", "b"]);
+        assert!(!decision.agreed);
+        assert_eq!((decision.target, decision.share), (2, 0));
+        // "a" reads "b"'s view, which holds both: agreed, "a" drops to 3 at once.
+        let decision = decide_now("a", Some(5), vec![beat("b", 0, true, &["a", "b"])]);
+        assert!(decision.agreed);
+        assert_eq!(decision.share, 3);
+        // "a" published the same view: "b" takes its 2.
+        let decision = decide_now("b", None, vec![beat("a", 0, true, &["a", "b"])]);
+        assert!(decision.agreed);
+        assert_eq!(decision.share, 2);
+    }
+
+    #[test]
+    fn without_agreement_no_share_grows() {
+        // "a" and "b" agreed on 3 + 2; "c" appears: until all three agree, "a" keeps the
+        // smaller of its agreed share and the share of the new view.
+        let decision = decide_now(
+            "a",
+            Some(3),
+            vec![beat("b", 1, true, &["a", "b"]), beat("c", 1, true, &["c"])],
+        );
+        assert_eq!(decision.view, ["a", "b", "c"]);
+        assert!(!decision.agreed);
+        assert_eq!((decision.target, decision.share), (2, 2));
+        let decision = decide_now(
+            "c",
+            None,
+            vec![
+                beat("a", 1, true, &["a", "b"]),
+                beat("b", 1, true, &["a", "b"]),
+            ],
+        );
+        assert_eq!((decision.target, decision.share), (1, 0));
+        // The latest heartbeat of a process (one per job) is the one that counts.
+        let decision = decide_now(
+            "b",
+            Some(2),
+            vec![
+                beat("a", 1, true, &["a", "b"]),
+                beat("a", 20, true, &["a"]),
+                beat("a", 50, true, &["x"]),
+            ],
+        );
+        assert!(decision.agreed);
+        let decision = decide_now(
+            "b",
+            Some(2),
+            vec![beat("a", 20, true, &["a", "b"]), beat("a", 1, true, &["a"])],
+        );
+        assert!(!decision.agreed, "a's latest view does not hold b");
+        assert_eq!(decision.share, 2, "b keeps its agreed share, no more");
+    }
+
+    #[test]
+    fn a_higher_share_waits_for_the_others_to_settle() {
+        let t0 = Instant::now();
+        let mut stopped = beat("b", 2, false, &["a", "b"]);
+        stopped.settle_ms = 7_000;
+        let mut running = beat("c", 2, true, &["a", "c"]);
+        running.settle_ms = 3_000;
+        let mut stale = beat("d", 50, false, &["d"]);
+        stale.settle_ms = 60_000;
+        let heartbeats = vec![
+            Seen {
+                heartbeat: stopped,
+                first_seen: t0,
+            },
+            Seen {
+                heartbeat: running,
+                first_seen: t0 + Duration::from_secs(1),
+            },
+            Seen {
+                heartbeat: stale,
+                first_seen: t0,
+            },
+        ];
+        let decision = decide(
+            "a",
+            TENANT,
+            5,
+            Some(2),
+            OffsetDateTime::now_utc(),
+            t0 + Duration::from_secs(2),
+            &heartbeats,
+        );
+        assert_eq!(decision.view, ["a", "c"], "b stopped, d is stale");
+        assert!(decision.agreed);
+        assert_eq!(decision.share, 3);
+        // b's last requests leave the window 7 s after its heartbeat was first seen.
+        assert_eq!(decision.not_before, t0 + Duration::from_secs(7));
+    }
+
+    #[test]
+    fn heartbeats_round_trip_as_json() {
+        let heartbeat = beat("a", 0, true, &["a", "b"]);
+        let json = serde_json::to_string(&heartbeat).unwrap();
+        assert!(json.contains("\"process\":\"a\""), "{json}");
+        assert_eq!(serde_json::from_str::<Heartbeat>(&json).unwrap(), heartbeat);
     }
 }

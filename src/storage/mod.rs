@@ -27,6 +27,7 @@ mod client;
 pub mod connection;
 mod error;
 mod heartbeat;
+mod journal;
 pub mod lease;
 pub mod naming;
 pub mod sas;
