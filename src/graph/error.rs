@@ -126,14 +126,6 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A record lacks its id or time, has an unparseable time, or lies outside the window.
-    #[error("graph {page} has an invalid record: {reason}")]
-    InvalidRecord {
-        /// The page.
-        page: PageRef,
-        /// Which record and what is wrong (index and id, never content).
-        reason: String,
-    },
     /// A nextLink points at another scheme, host or port than `GRAPH_ENDPOINT`. The token is
     /// never sent there.
     #[error(
@@ -178,7 +170,6 @@ impl Error {
             | Error::Forbidden { .. }
             | Error::NotFound { .. }
             | Error::InvalidPage { .. }
-            | Error::InvalidRecord { .. }
             | Error::ForeignNextLink { .. }
             | Error::Token(_) => false,
         }
@@ -243,13 +234,13 @@ mod tests {
             path: "/v1.0/auditLogs/signIns".into(),
             index: 3,
         };
-        let error = Error::InvalidRecord {
+        let error = Error::InvalidPage {
             page,
-            reason: "record 2 has no `id`".into(),
+            reason: "it has no `value` array".into(),
         };
         assert_eq!(
             error.to_string(),
-            "graph /v1.0/auditLogs/signIns page 3 has an invalid record: record 2 has no `id`"
+            "graph /v1.0/auditLogs/signIns page 3 is not a collection page: it has no `value` array"
         );
         assert!(!error.is_transient());
     }

@@ -26,6 +26,9 @@ pub struct Page {
     /// The page's index in the `fetch_window` stream (0-based; restarts and splits continue
     /// the count).
     pub index: usize,
+    /// Records that cannot be placed, with the reason: kept apart (quarantined) by the
+    /// consumer, never dropped silently.
+    rejects: Vec<Reject>,
     /// The start of the (sub-)window this page answers, set by `fetch_window`: a restarted
     /// window begins again at its start, and after a split the later half begins at its own
     /// start once the earlier half is complete. `None` for a page parsed on its own.
@@ -44,6 +47,23 @@ pub struct RecordRef<'a> {
     pub time: OffsetDateTime,
     /// The record's JSON exactly as Graph sent it.
     pub raw: &'a [u8],
+}
+
+/// A record of a [`Page`] that cannot be placed: no id, no usable time, or a time outside the
+/// window asked for.
+#[derive(Debug, Clone)]
+struct Reject {
+    span: Range<usize>,
+    reason: String,
+}
+
+/// A rejected record, borrowed from the page body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectRef<'a> {
+    /// The record's JSON exactly as Graph sent it.
+    pub raw: &'a [u8],
+    /// Why it cannot be placed (names fields, never their values).
+    pub reason: &'a str,
 }
 
 /// [`parse_page`]'s result: the page and the link to the next one.
@@ -76,7 +96,15 @@ impl Page {
         self.records.iter().map(|meta| self.record_ref(meta))
     }
 
-    /// The number of records.
+    /// The records that cannot be placed, with the reason.
+    pub fn rejects(&self) -> impl Iterator<Item = RejectRef<'_>> {
+        self.rejects.iter().map(|reject| RejectRef {
+            raw: &self.body[reject.span.clone()],
+            reason: &reject.reason,
+        })
+    }
+
+    /// The number of records that can be placed.
     pub fn len(&self) -> usize {
         self.records.len()
     }
@@ -143,45 +171,17 @@ pub fn parse_page_at(body: Bytes, job: &JobSpec, at: &PageRef) -> Result<ParsedP
     let base = body.as_ptr() as usize;
     let offset = |s: &str| s.as_ptr() as usize - base;
     let mut records = Vec::with_capacity(values.len());
+    let mut rejects = Vec::new();
     for (n, raw) in values.iter().enumerate() {
-        let invalid = |reason: String| Error::InvalidRecord {
-            page: at.clone(),
-            reason: format!("record {n}: {reason}"),
-        };
-        let fields = read_fields(raw, job).map_err(invalid)?;
-        let id = match fields.id {
-            None => return Err(invalid(format!("it has no `{}`", job.id_field))),
-            Some(Field::NotString) => {
-                return Err(invalid(format!("its `{}` is not a string", job.id_field)));
-            }
-            Some(Field::Str(id)) if id.is_empty() => {
-                return Err(invalid(format!("its `{}` is empty", job.id_field)));
-            }
-            Some(Field::Str(Cow::Borrowed(id))) => {
-                let start = offset(id);
-                IdRepr::Span(start..start + id.len())
-            }
-            Some(Field::Str(Cow::Owned(id))) => IdRepr::Owned(id.into_boxed_str()),
-        };
-        let time = match fields.time {
-            None => return Err(invalid(format!("it has no `{}`", job.time_field))),
-            Some(Field::NotString) => {
-                return Err(invalid(format!("its `{}` is not a string", job.time_field)));
-            }
-            Some(Field::Str(text)) => crate::timestamp::parse(&text).map_err(|e| {
-                invalid(format!(
-                    "its `{}` is not a timestamp: {}",
-                    job.time_field,
-                    super::error::shorten(&e.to_string(), 120)
-                ))
-            })?,
-        };
         let start = offset(raw.get());
-        records.push(RecordMeta {
-            span: start..start + raw.get().len(),
-            id,
-            time,
-        });
+        let span = start..start + raw.get().len();
+        match read_record(raw, job, offset) {
+            Ok((id, time)) => records.push(RecordMeta { span, id, time }),
+            Err(reason) => rejects.push(Reject {
+                span,
+                reason: format!("record {n}: {reason} ({at})"),
+            }),
+        }
     }
     let next_link = envelope.next_link;
     drop(values);
@@ -189,12 +189,48 @@ pub fn parse_page_at(body: Bytes, job: &JobSpec, at: &PageRef) -> Result<ParsedP
         page: Page {
             body,
             records,
+            rejects,
             index: at.index,
             window_start: None,
             more: false,
         },
         next_link,
     })
+}
+
+/// The id and time of one record, or why it has none usable.
+fn read_record(
+    raw: &RawValue,
+    job: &JobSpec,
+    offset: impl Fn(&str) -> usize,
+) -> Result<(IdRepr, OffsetDateTime), String> {
+    let fields = read_fields(raw, job)?;
+    let id = match fields.id {
+        None => return Err(format!("it has no `{}`", job.id_field)),
+        Some(Field::NotString) => return Err(format!("its `{}` is not a string", job.id_field)),
+        Some(Field::Str(id)) if id.is_empty() => {
+            return Err(format!("its `{}` is empty", job.id_field));
+        }
+        Some(Field::Str(Cow::Borrowed(id))) => {
+            let start = offset(id);
+            IdRepr::Span(start..start + id.len())
+        }
+        Some(Field::Str(Cow::Owned(id))) => IdRepr::Owned(id.into_boxed_str()),
+    };
+    let time = match fields.time {
+        None => return Err(format!("it has no `{}`", job.time_field)),
+        Some(Field::NotString) => {
+            return Err(format!("its `{}` is not a string", job.time_field));
+        }
+        Some(Field::Str(text)) => crate::timestamp::parse(&text).map_err(|e| {
+            format!(
+                "its `{}` is not a timestamp: {}",
+                job.time_field,
+                super::error::shorten(&e.to_string(), 120)
+            )
+        })?,
+    };
+    Ok((id, time))
 }
 
 #[derive(Deserialize)]
@@ -355,31 +391,33 @@ impl<'de> Deserialize<'de> for FieldValue<'de> {
     }
 }
 
-/// Checks that every record lies in `[start, end)`: Graph applying the filter is a contract,
-/// and a record outside it means the query was not the one we sent.
-pub(crate) fn check_window(
-    page: &Page,
+/// Moves the records whose time lies outside `[start, end)` (Graph ignored the filter, or the
+/// record is malformed in a way the parser cannot see) to the page's rejects.
+pub(crate) fn quarantine_outside(
+    page: &mut Page,
     start: OffsetDateTime,
     end: OffsetDateTime,
     job: &JobSpec,
-    at: &PageRef,
-) -> Result<(), Error> {
-    for (n, record) in page.records().enumerate() {
-        if record.time < start || record.time >= end {
-            return Err(Error::InvalidRecord {
-                page: at.clone(),
-                reason: format!(
-                    "record {n} (id `{}`) has `{}` {} outside the window [{}, {}): graph ignored the filter",
-                    super::error::shorten(record.id, 120),
-                    job.time_field,
-                    crate::timestamp::format(record.time),
-                    crate::timestamp::format(start),
-                    crate::timestamp::format(end),
-                ),
-            });
-        }
+) {
+    if page.records.iter().all(|r| r.time >= start && r.time < end) {
+        return;
     }
-    Ok(())
+    let (inside, outside): (Vec<_>, Vec<_>) = std::mem::take(&mut page.records)
+        .into_iter()
+        .partition(|r| r.time >= start && r.time < end);
+    page.records = inside;
+    for record in outside {
+        page.rejects.push(Reject {
+            span: record.span,
+            reason: format!(
+                "its `{}` {} lies outside the window [{}, {}) asked for (graph ignored the filter)",
+                job.time_field,
+                crate::timestamp::format(record.time),
+                crate::timestamp::format(start),
+                crate::timestamp::format(end),
+            ),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -530,7 +568,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn records_without_id_or_time_are_errors_naming_the_page() {
+    fn records_without_id_or_time_are_set_apart_naming_the_page() {
         let cases = [
             (
                 r#"{"createdDateTime":"2024-01-01T00:00:00Z"}"#,
@@ -564,15 +602,17 @@ pub(crate) mod tests {
                 "duplicate field `id`",
             ),
         ];
+        let good = r#"{"id":"good","createdDateTime":"2024-01-01T00:00:00Z"}"#;
         for (record, expected) in cases {
-            let error = parse_page(page(record), signins(), 2).unwrap_err();
-            let text = error.to_string();
-            assert!(
-                matches!(error, Error::InvalidRecord { .. }),
-                "{record}: {error:?}"
-            );
-            assert!(text.contains("auditLogs/signIns page 2"), "{text}");
-            assert!(text.contains(expected), "{record}: {text}");
+            // The bad record is set apart with its reason; the good one beside it stays.
+            let parsed = parse_page(page(&format!("{record},{good}")), signins(), 2).unwrap();
+            assert_eq!(parsed.page.len(), 1, "{record}");
+            let rejects: Vec<_> = parsed.page.rejects().collect();
+            assert_eq!(rejects.len(), 1, "{record}");
+            assert_eq!(rejects[0].raw, record.as_bytes());
+            let reason = rejects[0].reason;
+            assert!(reason.contains("auditLogs/signIns page 2"), "{reason}");
+            assert!(reason.contains(expected), "{record}: {reason}");
         }
     }
 
@@ -604,38 +644,41 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn records_outside_the_window_are_errors() {
-        let parsed = parse_page(
-            page(r#"{"id":"a","createdDateTime":"2024-01-01T01:00:00Z"}"#),
+    fn records_outside_the_window_are_set_apart() {
+        let mut parsed = parse_page(
+            page(
+                r#"{"id":"a","createdDateTime":"2024-01-01T01:00:00Z"},{"id":"b","createdDateTime":"2024-01-01T00:30:00Z"}"#,
+            ),
             signins(),
             0,
         )
         .unwrap();
-        let at = PageRef {
-            path: "/v1.0/auditLogs/signIns".into(),
-            index: 0,
-        };
         let start = datetime!(2024-01-01 00:00 UTC);
-        check_window(
-            &parsed.page,
+        quarantine_outside(
+            &mut parsed.page,
             start,
             datetime!(2024-01-01 01:00:00.0000001 UTC),
             signins(),
-            &at,
-        )
-        .unwrap();
-        let error = check_window(
-            &parsed.page,
+        );
+        assert_eq!(parsed.page.len(), 2);
+        quarantine_outside(
+            &mut parsed.page,
             start,
             datetime!(2024-01-01 01:00 UTC),
             signins(),
-            &at,
-        )
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("graph ignored the filter"),
-            "{error}"
         );
+        assert_eq!(
+            parsed.page.records().map(|r| r.id).collect::<Vec<_>>(),
+            ["b"]
+        );
+        let rejects: Vec<_> = parsed.page.rejects().collect();
+        assert_eq!(rejects.len(), 1);
+        assert!(
+            rejects[0].reason.contains("graph ignored the filter"),
+            "{}",
+            rejects[0].reason
+        );
+        assert!(rejects[0].raw.starts_with(br#"{"id":"a""#));
     }
 
     #[test]

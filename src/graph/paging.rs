@@ -2,8 +2,9 @@
 //!
 //! The walk keeps a stack of windows still to fetch (initially the requested one) and a cursor
 //! in the current window (its next URL). Per page:
-//! - success: the records are checked against the window, the nextLink against the endpoint,
-//!   and the page is yielded; no nextLink ends the window;
+//! - success: records outside the window are set apart (quarantined by the consumer), the
+//!   nextLink is checked against the endpoint, and the page is yielded; no nextLink ends the
+//!   window;
 //! - expired skip token (400 on a nextLink): the window restarts from its first page;
 //! - timeouts or server errors through every attempt: the window is split in half and both
 //!   halves are pushed (earlier half first), unless a half would be narrower than
@@ -22,7 +23,7 @@ use tracing::Instrument;
 use url::Url;
 
 use super::error::{Error, PageRef};
-use super::page::{Page, check_window};
+use super::page::{Page, quarantine_outside};
 use super::{FetchLimits, FetchStats, GraphClient};
 use crate::job::JobSpec;
 
@@ -156,13 +157,13 @@ impl Walk {
                 self.limits,
             )
             .await?;
-        check_window(
-            &parsed.page,
+        let mut parsed = parsed;
+        quarantine_outside(
+            &mut parsed.page,
             cursor.window.start,
             cursor.window.end,
             &self.job,
-            at,
-        )?;
+        );
         let next = match parsed.next_link.as_deref() {
             Some(link) => Some(self.client.check_next_link(link, at)?),
             None => None,

@@ -81,6 +81,8 @@ pub struct Counts {
     pub blobs: AtomicU64,
     /// Bytes uploaded.
     pub bytes: AtomicU64,
+    /// Records that could not be placed, stored under `quarantine/`.
+    pub quarantined: AtomicU64,
 }
 
 /// Why a slice stopped before writing all its records.
@@ -276,6 +278,10 @@ pub async fn fetch_window(
         }
         // Stored: `written` knows these ids now.
         in_page.clear();
+        // Records that cannot be placed are kept apart, and the window goes on.
+        quarantine(&ctx, &page, &label)
+            .await
+            .map_err(storage_error)?;
         // Every record before the last one of this page is stored, when pages come in order
         // (a later sub-window starts only after the earlier one completed).
         let progress = ordered.then(|| {
@@ -297,6 +303,51 @@ pub async fn fetch_window(
         }
     }
     Ok(WindowEnd::Completed)
+}
+
+/// Stores each record of `page` that cannot be placed (no id, no usable time, a time outside the
+/// window asked for) under `quarantine/`, with the reason and the query, named by its content:
+/// a record fetched again is stored once. Counted in the report; never logged.
+async fn quarantine(
+    ctx: &SliceContext,
+    page: &crate::graph::Page,
+    query: &str,
+) -> Result<(), crate::storage::Error> {
+    for reject in page.rejects() {
+        let name = BlobName::quarantine(dedup::content_key(reject.raw));
+        let head = serde_json::json!({
+            "reason": reject.reason,
+            "job": ctx.job.name,
+            "query": format!("{} {query}", ctx.job.resource_path),
+        })
+        .to_string();
+        // `{"reason":…,"job":…,"query":…,"record":<the record as Graph sent it>}`
+        let mut body = Vec::with_capacity(head.len() + reject.raw.len() + 12);
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(b",\"record\":");
+        body.extend_from_slice(reject.raw);
+        body.push(b'}');
+        match ctx
+            .storage
+            .upload_records(
+                &ctx.container,
+                &name,
+                &[&body],
+                OutputFormat::Ndjson,
+                Compression::None,
+            )
+            .await
+        {
+            Ok(_) => {
+                ctx.counts.quarantined.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(blob.name = %name.as_str(), reason = reject.reason, "record quarantined");
+            }
+            // Quarantined by an earlier run (with another query): once is enough.
+            Err(crate::storage::Error::BlobExists { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 fn split_off(pending: &mut Pending, count: usize) -> Pending {

@@ -710,6 +710,7 @@ fn copy_counts(
     report.records_written = load(&counts.written);
     report.records_skipped = load(&counts.skipped);
     report.records_updated = load(&counts.updated);
+    report.records_quarantined = load(&counts.quarantined);
     report.late_records = load(&counts.late);
     report.max_lateness_seconds = load(&counts.max_lateness_ms) as f64 / 1000.0;
     report.blobs_written = load(&counts.blobs);

@@ -80,6 +80,9 @@ pub struct RunReport {
     pub records_written: u64,
     /// Records skipped because they had been written before.
     pub records_skipped: u64,
+    /// Records that could not be placed (no id, no usable time, a time outside the window asked
+    /// for), stored apart under `quarantine/` in the job's container with the reason.
+    pub records_quarantined: u64,
     /// Records written again because their content changed (`REPUBLISH_UPDATES=true`).
     pub records_updated: u64,
     /// Records written that were older than the checkpoint the run started from: late arrivals

@@ -18,6 +18,10 @@ const SEQ_WIDTH: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobName(String);
 
+/// Where records that cannot be placed (no id, no usable time, a time outside the window asked
+/// for) are kept, apart from the data partitions.
+pub const QUARANTINE_PREFIX: &str = "quarantine/";
+
 impl BlobName {
     /// The name of part `seq` of the window `[window_start, window_end)`.
     pub fn new(
@@ -38,6 +42,12 @@ impl BlobName {
             Self::prefix_for_window(window_start, window_end),
             width = SEQ_WIDTH
         ))
+    }
+
+    /// The name of a quarantined record: `quarantine/<content hash>.json`, the same for the
+    /// same record whichever run finds it, so a record fetched again is not stored twice.
+    pub fn quarantine(content_hash: u64) -> Self {
+        BlobName(format!("{QUARANTINE_PREFIX}{content_hash:016x}.json"))
     }
 
     /// The name as stored.

@@ -17,6 +17,8 @@ pub struct Landed {
     pub records: usize,
     /// The most records one blob holds.
     pub largest_blob: usize,
+    /// The quarantined records (`quarantine/`): reason, job, query and the record.
+    pub quarantined: Vec<serde_json::Value>,
 }
 
 impl Landed {
@@ -63,6 +65,12 @@ pub async fn landed(storage: &Storage, container: &str) -> anyhow::Result<Landed
         } else {
             String::from_utf8(raw.to_vec()).with_context(|| format!("{name}: not UTF-8"))?
         };
+        if name.starts_with(entra_export::storage::naming::QUARANTINE_PREFIX) {
+            landed
+                .quarantined
+                .push(serde_json::from_str(&text).with_context(|| format!("{name}: not JSON"))?);
+            continue;
+        }
         landed.blobs += 1;
         let ids = record_ids(&text).with_context(|| format!("blob {name}"))?;
         landed.largest_blob = landed.largest_blob.max(ids.len());

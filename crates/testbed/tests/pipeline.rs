@@ -723,3 +723,93 @@ async fn a_run_killed_after_thousands_of_records_rewrites_at_most_the_pages_in_f
         "{duplicates} records written twice after a kill; at most 4 lanes x 100 records were in flight"
     );
 }
+
+#[tokio::test]
+async fn malformed_records_are_quarantined_and_the_job_moves_on() {
+    let sim = SimConfig {
+        seed: 14,
+        history: Duration::from_secs(2 * 3600),
+        signin_per_hour: 600,
+        throttle: AMPLE,
+        ..SimConfig::default()
+    };
+    let env = env(&[
+        ("INITIAL_LOOKBACK", "2h"),
+        ("QUERY_LAG", "0s"),
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("GRAPH_PAGE_SIZE", "200"),
+    ]);
+    let Some((stack, serve)) = scenario(sim, env).await else {
+        return;
+    };
+    let now = OffsetDateTime::now_utc();
+    let at = |minutes: i64| entra_export::timestamp::format(now - time::Duration::minutes(minutes));
+    let visible = now - time::Duration::seconds(1);
+    let bad = [
+        serde_json::json!({"createdDateTime": at(90), "userPrincipalName": "no-id@contoso.example"}),
+        serde_json::json!({"id": "null-time", "createdDateTime": null}),
+        serde_json::json!({"id": "bad-time", "createdDateTime": "yesterday"}),
+        serde_json::json!({"id": "nine-digits", "createdDateTime": at(30).replace('Z', "89Z")}),
+    ];
+    for record in bad {
+        stack.sim.inject(Resource::SignIns, record, visible);
+    }
+    let started = OffsetDateTime::now_utc();
+    let reply = tick(&serve, JobKind::SignIn).await;
+    let report = reply.report().unwrap();
+    assert_eq!(report["outcome"], "complete", "{report}\n{}", serve.logs());
+    assert_eq!(report["records_quarantined"], 4, "{report}");
+    // The checkpoint reached the end of the range (within the second that Graph's `Date`
+    // header rounds off): one bad record does not stall the job.
+    let time_of =
+        |field: &str| entra_export::timestamp::parse(report[field].as_str().unwrap()).unwrap();
+    assert!(
+        time_of("checkpoint_after") >= time_of("range_end") - time::Duration::seconds(2),
+        "{report}"
+    );
+    let storage = stack.storage().await.unwrap();
+    let landed_now = landed(&storage, &stack.container(JobKind::SignIn))
+        .await
+        .unwrap();
+    assert_eq!(landed_now.quarantined.len(), 4);
+    for kept in &landed_now.quarantined {
+        assert!(
+            kept["reason"].as_str().unwrap().contains("record "),
+            "{kept}"
+        );
+        assert!(
+            kept["query"]
+                .as_str()
+                .unwrap()
+                .contains("auditLogs/signIns"),
+            "{kept}"
+        );
+        assert!(kept["record"].is_object(), "{kept}");
+    }
+    // Sign-in content reaches storage, never the logs.
+    assert!(!serve.logs().contains("no-id@contoso.example"));
+    // Every good record landed exactly once (the four bad ones are in the quarantine only).
+    let end = checkpoint(&stack, JobKind::SignIn).await.unwrap();
+    let start = time_of("range_start");
+    let bad_ids = ["", "null-time", "bad-time", "nine-digits"];
+    let good: Vec<_> = stack
+        .sim
+        .truth(Resource::SignIns, start, end)
+        .into_iter()
+        .filter(|r| r.visible_at <= started && !bad_ids.contains(&r.id.as_str()))
+        .collect();
+    assert!(good.len() > 1000);
+    assert!(
+        landed_now
+            .missing(good.iter().map(|r| r.id.as_str()))
+            .is_empty()
+    );
+    assert!(landed_now.duplicates().is_empty());
+    // Fetched again inside the replay window: quarantined once, not twice.
+    let again = tick(&serve, JobKind::SignIn).await;
+    assert_eq!(again.outcome(), "complete");
+    let landed_now = landed(&storage, &stack.container(JobKind::SignIn))
+        .await
+        .unwrap();
+    assert_eq!(landed_now.quarantined.len(), 4);
+}
