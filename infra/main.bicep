@@ -212,7 +212,7 @@ param runTimeBudget string = '8m'
 @description('functionTimeout of the Functions host, hh:mm:ss (host.json\'s value by default), set as AzureFunctionsJobHost__functionTimeout and as FUNCTION_TIMEOUT, so entra-export checks runTimeBudget against it. Y1: at most 00:10:00 (the host refuses more). EP1-EP3: longer runs, e.g. 00:30:00 with runTimeBudget 25m; -1 = no limit.')
 param functionTimeout string = '00:10:00'
 
-@description('SLICE_WIDTH: width of the time slices a run fetches in parallel.')
+@description('SLICE_WIDTH: width of the UTC grid cells that name blob partitions.')
 param sliceWidth string = '1h'
 
 @description('GRAPH_MAX_REQUESTS_PER_10S: Graph reporting throttle budget shared by both jobs.')
@@ -261,7 +261,7 @@ param outputCompression string = 'none'
 @description('REPUBLISH_UPDATES: write a later version of a record whose content changed.')
 param republishUpdates bool = false
 
-@description('PARALLEL_SLICES: slices fetched at once, auto (twice the request budget, at most 10) or 1 to 64.')
+@description('PARALLEL_SLICES: windows fetched at once, auto (twice the request budget, at most 10) or 1 to 64.')
 param parallelSlices string = 'auto'
 
 @description('LOCK_LEASE: the run lock lease, 15s to 60s; a crashed run\'s lock lapses after it.')

@@ -21,7 +21,7 @@
 //! | `ACCEPT_LATE_RECORD_LOSS` | `false` | `true` allows `QUERY_LAG=0s` and `REPLAY_WINDOW=0s` (simulators, benchmarks), which lose records Graph publishes late |
 //! | `RUN_TIME_BUDGET` | `8m` | a run stops starting new work after this; the budget, its grace period (an eighth of it) and 30 s of final writes must fit in `FUNCTION_TIMEOUT` |
 //! | `FUNCTION_TIMEOUT` | host.json `functionTimeout` (`10m`) | the Functions host's limit for one invocation: `10m`, host.json's `00:10:00`, or `-1` for none |
-//! | `SLICE_WIDTH` | `1h` | the width of the time slices a run fetches in parallel |
+//! | `SLICE_WIDTH` | `1h` | width of the UTC grid cells that name blob partitions (records go to the cell of their time) |
 //! | `GRAPH_MAX_REQUESTS_PER_10S` | `5` | Graph reporting throttle budget shared by both jobs |
 //! | `GRAPH_PAGE_SIZE` | `1000` | `$top`, 1 to 1000 |
 //! | `GRAPH_MAX_ATTEMPTS` | `6` | attempts per page for transient failures |
@@ -31,7 +31,7 @@
 //! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob, 1 to 1000 (a blob never spans pages) |
 //! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
 //! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
-//! | `PARALLEL_SLICES` | `auto` | slices fetched at once: `auto` (twice the request budget, at most 10) or 1 to 64 |
+//! | `PARALLEL_SLICES` | `auto` | windows fetched at once (lanes): `auto` (twice the request budget, at most 10) or 1 to 64 |
 //! | `LOCK_LEASE` | `60s` | run lock lease, 15 s to 60 s; a crashed run's lease lapses after it |
 //! | `EXTRA_CA_FILE` | none | PEM certificates to trust in addition to the system roots |
 //! | `LOG_FORMAT` | `auto` | `json` when not on a terminal, `pretty` on a terminal |
