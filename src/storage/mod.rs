@@ -36,10 +36,7 @@ pub mod state;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_storage_blob::models::{
-    BlobContainerClientGetPropertiesOptions, BlobContainerClientGetPropertiesResultHeaders,
-    BlobContainerClientSetMetadataOptions,
-};
+use azure_storage_blob::models::BlobContainerClientGetPropertiesResultHeaders;
 use azure_storage_blob::{BlobContainerClient, BlobServiceClient};
 use time::OffsetDateTime;
 
@@ -209,46 +206,8 @@ impl Storage {
         last_datetime: Option<OffsetDateTime>,
         last_run: &LastRun,
     ) -> Result<(), Error> {
-        if lock.container() != container || lock.account() != self.inner.account {
-            return Err(Error::LeaseMismatch {
-                account: self.inner.account.clone(),
-                container: container.to_owned(),
-            });
-        }
-        if lock.lost().is_cancelled() {
-            return Err(Error::LeaseLost {
-                account: self.inner.account.clone(),
-                container: container.to_owned(),
-                cause: "lease renewal failed earlier in this run".to_owned(),
-            });
-        }
-        let client = self.container_client(container);
-        let op = self.op("write checkpoint", container, None);
-        let limit = self.inner.timeouts.operation;
-        let properties = op
-            .within(limit, async {
-                client
-                    .get_properties(Some(BlobContainerClientGetPropertiesOptions {
-                        lease_id: Some(lock.lease_id().to_owned()),
-                        ..Default::default()
-                    }))
-                    .await
-                    .map_err(|e| lock.classify(e, &op))
-            })
-            .await?;
-        let current = properties.metadata().map_err(|e| op.error(e))?;
-        let merged = checkpoint::merge(&current, last_datetime, last_run);
-        op.within(limit, async {
-            client
-                .set_metadata(
-                    &merged,
-                    Some(BlobContainerClientSetMetadataOptions {
-                        lease_id: Some(lock.lease_id().to_owned()),
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(|e| lock.classify(e, &op))
+        self.update_metadata(container, lock, |current| {
+            checkpoint::merge(current, last_datetime, last_run)
         })
         .await?;
         tracing::info!(

@@ -1103,7 +1103,7 @@ async fn a_record_without_id_is_set_apart_with_its_page_and_the_rest_arrives() {
 }
 
 #[tokio::test]
-async fn a_record_with_a_bad_time_is_reported() {
+async fn a_record_with_a_bad_time_is_set_apart_with_the_reason() {
     let setup = setup(sim_config(), Options::default()).await;
     let (start, end) = window(&setup.sim, 3, 2);
     setup.sim.inject(
@@ -1111,11 +1111,17 @@ async fn a_record_with_a_bad_time_is_reported() {
         serde_json::json!({"id": "bad-time", "createdDateTime": "yesterday"}),
         start + time::Duration::minutes(30),
     );
-    let (_, error) = collect(&setup, signins(), start, end).await;
-    let text = error.unwrap().to_string();
+    let (pages, error) = collect(&setup, signins(), start, end).await;
+    assert!(error.is_none(), "{error:?}");
+    let reasons: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.rejects().map(|r| r.reason.to_owned()).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
-        text.contains("its `createdDateTime` is not a timestamp"),
-        "{text}"
+        reasons[0].contains("its `createdDateTime` is not a timestamp"),
+        "{}",
+        reasons[0]
     );
 }
 
