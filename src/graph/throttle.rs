@@ -10,9 +10,9 @@
 //!   it has elapsed (Graph's limit is shared, so the other job would be throttled too); one
 //!   `Retry-After` pauses the limiter for at most [`MAX_PAUSE`] (an absurd or hostile value,
 //!   `99999999999999999999` or a date in the year 9999, cannot stop the process for ever);
-//! - **multiplicative decrease**: the budget is halved (never below 1 per period), once per
-//!   period: the requests already in flight when Graph first answers 429 are answered 429 too,
-//!   and they are one event, not one halving each;
+//! - **multiplicative decrease**: the limit in use (within the process's share, below) is
+//!   halved (never below 1 per period), once per period: the requests already in flight when
+//!   Graph first answers 429 are answered 429 too, and they are one event, not one halving each;
 //! - **additive increase**: each full period without another penalty gives back a fifth of the
 //!   configured budget (at least one request), until the budget is reached again.
 //!
@@ -325,8 +325,11 @@ impl Limiter {
             state.raise = Some((share, not_before));
         }
         let changed = before != (state.share, state.raise);
+        // A pending raise moved in time only is not worth a line.
+        let new_target =
+            (before.0, before.1.map(|r| r.0)) != (state.share, state.raise.map(|r| r.0));
         drop(state);
-        if changed {
+        if new_target {
             tracing::debug!(
                 throttle.share = share,
                 throttle.max = self.max,
@@ -335,6 +338,8 @@ impl Limiter {
                         .unwrap_or(u64::MAX),
                 "graph budget share set"
             );
+        }
+        if changed {
             self.pause_changed.notify_waiters();
         }
     }

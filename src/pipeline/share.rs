@@ -6,16 +6,21 @@
 //! storage: while a process runs a job it keeps a heartbeat blob for that job,
 //! `graph-share/<job container>` in `STATE_CONTAINER` ([`Heartbeat`]: a random id per process,
 //! the tenant, the time, whether the run goes on, the participants it sees and how long until
-//! its recent requests fit its share). It writes it when the run starts, then every [`POLL`]
-//! (every [`FAST_POLL`] while the processes do not agree, and just after a start), and reads
-//! the others' blobs (a listing and a small download each: one per job at most). Blobs are only
-//! ever replaced, never deleted (the account SAS has no delete permission).
+//! its recent requests fit its share). It writes it when the run starts and ends, when its view
+//! or share changes and every [`REFRESH`], and reads the others' blobs every [`POLL`] (every
+//! [`FAST_POLL`] while the processes do not agree, and just after a start): a listing and one
+//! small download per other job. Blobs are only ever replaced, never deleted (the account SAS
+//! has no delete permission).
 //!
 //! The *participants* are the processes with a fresh heartbeat (under [`STALE`] old, of this
 //! tenant, run going on), this one always included, sorted by id; the one at position `i` of
-//! `s` may use [`share_of`]`(max, i, s)` requests per window (3 and 2 of 5). Budget split rather
-//! than time slots: the shares add up to the budget in every window, whatever the clocks of the
-//! hosts, and each process keeps its bursts.
+//! `s` may use [`share_of`]`(max, i, s)` requests per window (3 and 2 of 5). There are at most as
+//! many participants as jobs (each job's lock), two today. Budget split rather than time slots
+//! (one start per `period / max` slot, the slots dealt out in turn by the wall clock): the shares
+//! add up to the budget in every window whatever the hosts' clocks say, and each process keeps
+//! its bursts; with slots, a start late in one slot and one early in the slot five later are
+//! less than 10 s apart, so six starts fit in one of Graph's windows unless starts are confined
+//! to the first instants of their slot, and clock skew between hosts eats that margin.
 //!
 //! A newcomer must not take its share while another process still uses the whole budget, and
 //! nobody may take a larger share before the others have given theirs up: a process takes the
@@ -197,6 +202,8 @@ pub struct GraphShare {
     storage: Storage,
     container: String,
     limiter: Arc<Limiter>,
+    /// [`ROUND_DEADLINE`] unless set for tests.
+    round_deadline: Duration,
     jobs: Mutex<Jobs>,
     state: tokio::sync::Mutex<ShareState>,
 }
@@ -279,9 +286,16 @@ impl GraphShare {
             container: storage.state_container().to_owned(),
             storage,
             limiter,
+            round_deadline: ROUND_DEADLINE,
             jobs: Mutex::default(),
             state: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// The same with another deadline for a round of heartbeats (tests).
+    pub fn with_round_deadline(mut self, deadline: Duration) -> GraphShare {
+        self.round_deadline = deadline;
+        self
     }
 
     /// This process's id in the heartbeats.
@@ -335,7 +349,7 @@ impl GraphShare {
         // last requests have left the window.
         let share = if last { 0 } else { self.limiter.status().share };
         let heartbeat = self.heartbeat(&job, false, &state.view, share);
-        let written = tokio::time::timeout(ROUND_DEADLINE, self.write(&heartbeat)).await;
+        let written = tokio::time::timeout(self.round_deadline, self.write(&heartbeat)).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(
@@ -376,7 +390,7 @@ impl GraphShare {
 
     /// One round under [`ROUND_DEADLINE`]; failures are logged (once per streak).
     async fn round_within(&self, announce: Option<&str>) -> Option<Decision> {
-        let result = tokio::time::timeout(ROUND_DEADLINE, self.round(announce)).await;
+        let result = tokio::time::timeout(self.round_deadline, self.round(announce)).await;
         let mut state = self.state.lock().await;
         match result {
             Ok(Ok(decision)) => {
@@ -400,7 +414,8 @@ impl GraphShare {
             Err(_) => {
                 if !state.failing {
                     tracing::warn!(
-                        after_s = ROUND_DEADLINE.as_secs(),
+                        after_ms =
+                            u64::try_from(self.round_deadline.as_millis()).unwrap_or(u64::MAX),
                         throttle.share = self.limiter.status().share,
                         "Graph budget heartbeats timed out; keeping the share in force"
                     );
@@ -745,5 +760,57 @@ mod tests {
         let json = serde_json::to_string(&heartbeat).unwrap();
         assert!(json.contains("\"process\":\"a\""), "{json}");
         assert_eq!(serde_json::from_str::<Heartbeat>(&json).unwrap(), heartbeat);
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+    use crate::config::{Compression, OutputFormat, StorageConfig, StorageTarget};
+    use secrecy::SecretString;
+
+    /// A storage account on a port where nothing listens: every request is refused.
+    fn unreachable_storage() -> Storage {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let connection = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=AAAAAAAAAAAAAAAAAAAAAA==;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1"
+        );
+        let config = StorageConfig {
+            target: StorageTarget::ConnectionString(SecretString::from(connection)),
+            state_container: "state".to_owned(),
+            max_records_per_blob: 1000,
+            format: OutputFormat::GraphPage,
+            compression: Compression::None,
+        };
+        let http = crate::http::build_client(None).unwrap();
+        Storage::new(&config, None, http).unwrap()
+    }
+
+    #[tokio::test]
+    async fn heartbeats_that_fail_neither_fail_nor_hold_a_run() {
+        let limiter = Arc::new(Limiter::new(5));
+        let deadline = Duration::from_millis(500);
+        let share = Arc::new(
+            GraphShare::new(unreachable_storage(), limiter.clone(), "tenant")
+                .with_round_deadline(deadline),
+        );
+        let started = std::time::Instant::now();
+        let membership = share.join("logs-audit").await;
+        assert!(started.elapsed() < deadline * 2, "{:?}", started.elapsed());
+        // The whole budget, as a process that never agreed with anyone.
+        assert_eq!(limiter.status().share, 5);
+        let admitted = std::time::Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        assert!(admitted.elapsed() < Duration::from_millis(100));
+        membership.leave().await;
+        assert_eq!(limiter.status().share, 5);
+        assert!(share.jobs().running.is_empty());
+        assert!(share.jobs().stop_loop.is_none(), "the heartbeats stopped");
     }
 }
