@@ -4,6 +4,7 @@
 
 pub mod e2e;
 pub mod host;
+pub mod proxy;
 pub mod stack;
 pub mod verify;
 
