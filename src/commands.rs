@@ -145,6 +145,12 @@ pub async fn status() -> ExitCode {
                             run.outcome,
                             run.records_written
                         );
+                        let stuck = serde_json::from_str::<serde_json::Value>(&run.report_json)
+                            .ok()
+                            .and_then(|report| report["runs_without_progress"].as_u64());
+                        if let Some(stuck) = stuck {
+                            println!("  runs in a row without progress: {stuck}");
+                        }
                         println!("  last run report: {}", run.report_json);
                     }
                     None => println!("  last run: none recorded"),

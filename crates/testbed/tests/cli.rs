@@ -180,6 +180,10 @@ async fn status_shows_checkpoint_lock_and_last_run() {
     );
     assert!(stdout.contains("lock: lease available"), "{stdout}");
     assert!(stdout.contains("outcome complete"), "{stdout}");
+    assert!(
+        stdout.contains("runs in a row without progress: 0"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
