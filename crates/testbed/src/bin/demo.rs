@@ -110,6 +110,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut last_started = OffsetDateTime::now_utc();
     let mut late_caught = 0u64;
+    // Where each job's first run started (INITIAL_LOOKBACK before it): older records were
+    // never asked for.
+    let mut first_start: std::collections::HashMap<String, OffsetDateTime> = Default::default();
     for tick in 1..=ticks {
         if tick > 1 {
             println!(
@@ -134,6 +137,13 @@ async fn main() -> anyhow::Result<()> {
                 body["Logs"][0].as_str().unwrap_or("")
             );
             late_caught += body["ReturnValue"]["late_records"].as_u64().unwrap_or(0);
+            if let (Some(job), Some(start)) = (
+                body["ReturnValue"]["job"].as_str(),
+                body["ReturnValue"]["range_start"].as_str(),
+            ) && let Ok(start) = entra_export::timestamp::parse(start)
+            {
+                first_start.entry(job.to_owned()).or_insert(start);
+            }
             if reply.status != 200 {
                 bail!("a run failed: {}", serve.logs());
             }
@@ -158,10 +168,9 @@ async fn main() -> anyhow::Result<()> {
             .into_iter()
             .filter(|r| {
                 r.visible_at <= last_started
-                    && r.time
-                        >= OffsetDateTime::now_utc()
-                            - time::Duration::days(days as i64)
-                            - time::Duration::minutes(2)
+                    && first_start
+                        .get(kind.name())
+                        .is_some_and(|start| r.time >= *start)
             })
             .collect();
         let possible: Vec<_> =
