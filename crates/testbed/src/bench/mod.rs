@@ -1,5 +1,7 @@
 //! The benchmark scenarios behind `target/release/bench` (see `docs/BENCHMARKS.md`).
 
+pub mod layouts;
+pub mod layouts_report;
 pub mod procfs;
 pub mod report;
 pub mod resources;
@@ -37,19 +39,21 @@ impl Common {
     }
 }
 
+/// The permission of the clean-up SAS: delete only. The service's own SAS (`SAS_PERMISSIONS`,
+/// `rwlc`) deliberately has no delete, so the bench signs its own.
+const CLEANUP_SAS_PERMISSIONS: &str = "d";
+
 /// Deletes a stack's containers from Azurite after a run (raw `DELETE` with an account SAS
-/// signed by the service's own code), so that Azurite, which keeps its blob index in memory,
-/// does not slow down run after run.
+/// signed by the service's signing code, with delete permission), so that Azurite, which keeps
+/// its blob index in memory, does not slow down run after run.
 pub async fn delete_containers(stack: &testbed::Stack) -> anyhow::Result<()> {
-    use entra_export::storage::sas::{
-        AccountSasFields, SAS_PERMISSIONS, SAS_VERSION, format_expiry, sign,
-    };
+    use entra_export::storage::sas::{AccountSasFields, SAS_VERSION, format_expiry, sign};
     use testbed::stack::{AZURITE_ACCOUNT, AZURITE_KEY, azurite_blob_url};
 
     let key = azure_core::credentials::Secret::new(AZURITE_KEY.to_owned());
     let fields = AccountSasFields {
         account: AZURITE_ACCOUNT.to_owned(),
-        permissions: SAS_PERMISSIONS.to_owned(),
+        permissions: CLEANUP_SAS_PERMISSIONS.to_owned(),
         expiry: format_expiry(time::OffsetDateTime::now_utc() + time::Duration::hours(1)),
         protocol: String::new(),
     };

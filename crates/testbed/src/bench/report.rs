@@ -10,7 +10,7 @@ use super::startup::Startup;
 use super::throttle::{self, Strategy};
 
 /// Where and when the benchmarks ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Machine {
     /// CPU model.
     pub cpu: String,
@@ -55,7 +55,7 @@ pub struct Results {
     pub client: Option<serde_json::Value>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
@@ -64,7 +64,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-fn min_max(values: &[f64]) -> (f64, f64) {
+pub(super) fn min_max(values: &[f64]) -> (f64, f64) {
     values
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -125,7 +125,7 @@ pub fn points(runs: &[throttle::Run], strategy: Strategy, latencies: &[f64]) -> 
         .collect()
 }
 
-fn fmt_int(value: f64) -> String {
+pub(super) fn fmt_int(value: f64) -> String {
     if !value.is_finite() {
         return "–".into();
     }
@@ -140,8 +140,26 @@ fn fmt_int(value: f64) -> String {
     if value < 0.0 { format!("-{out}") } else { out }
 }
 
-fn pct(value: f64) -> String {
+pub(super) fn pct(value: f64) -> String {
     format!("{:.1}%", value * 100.0)
+}
+
+/// The machine and when the benchmark ran, as a table.
+pub(super) fn machine_table(md: &mut String, m: &Machine) {
+    let _ = writeln!(md, "| machine | |\n|---|---|");
+    let _ = writeln!(md, "| CPU | {} ({} cores) |", m.cpu, m.cores);
+    let _ = writeln!(md, "| memory | {:.0} GiB |", m.memory_gib);
+    let _ = writeln!(md, "| kernel | {} |", m.kernel);
+    let _ = writeln!(md, "| rustc | {} |", m.rustc);
+    let _ = writeln!(md, "| commit | {} |", m.commit);
+    let _ = writeln!(md, "| started | {} |", m.started_at);
+    let _ = writeln!(
+        md,
+        "| wall time | {:.1} min |\n| load average (1 min) at start / end | {:.2} / {:.2} |\n",
+        m.seconds / 60.0,
+        m.load_at_start,
+        m.load_at_end
+    );
 }
 
 /// `docs/bench/results.md`.
@@ -162,20 +180,7 @@ pub fn markdown(results: &Results) -> String {
             results.service_env
         );
     }
-    let _ = writeln!(md, "| machine | |\n|---|---|");
-    let _ = writeln!(md, "| CPU | {} ({} cores) |", m.cpu, m.cores);
-    let _ = writeln!(md, "| memory | {:.0} GiB |", m.memory_gib);
-    let _ = writeln!(md, "| kernel | {} |", m.kernel);
-    let _ = writeln!(md, "| rustc | {} |", m.rustc);
-    let _ = writeln!(md, "| commit | {} |", m.commit);
-    let _ = writeln!(md, "| started | {} |", m.started_at);
-    let _ = writeln!(
-        md,
-        "| wall time | {:.1} min |\n| load average (1 min) at start / end | {:.2} / {:.2} |\n",
-        m.seconds / 60.0,
-        m.load_at_start,
-        m.load_at_end
-    );
+    machine_table(&mut md, m);
 
     if let Some((params, runs)) = &results.throttle {
         throttle_section(&mut md, params, runs);
@@ -474,7 +479,7 @@ fn client_section(md: &mut String, client: &serde_json::Value) {
     );
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(super) fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
@@ -761,7 +766,7 @@ pub fn svg(params: &throttle::Params, runs: &[throttle::Run]) -> String {
 }
 
 /// Graph's throttle budget, requests per 10 s per tenant.
-const GRAPH_BUDGET: u32 = 5;
+pub(super) const GRAPH_BUDGET: u32 = 5;
 
 /// The plot's subtitle: how the budget and the latencies relate to Graph's.
 fn scaling_note(params: &throttle::Params) -> Vec<String> {
@@ -783,7 +788,7 @@ fn scaling_note(params: &throttle::Params) -> Vec<String> {
     ]
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

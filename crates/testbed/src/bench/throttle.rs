@@ -105,7 +105,8 @@ pub struct Run {
     pub latency_ms: f64,
     /// Minutes of sign-ins in the range.
     pub minutes: u32,
-    /// Slices of the run.
+    /// Windows the run handed to lanes (the run report's `windows`; `slices` before the
+    /// planner).
     pub slices: u64,
     /// Pages served (200s).
     pub pages: u64,
@@ -303,7 +304,7 @@ async fn one(
         latency_intervals,
         latency_ms: latency.as_secs_f64() * 1000.0,
         minutes,
-        slices: report["slices"].as_u64().unwrap_or(0),
+        slices: report["windows"].as_u64().unwrap_or(0),
         pages: n,
         records: counters.records_served,
         requests: counters.list_requests,

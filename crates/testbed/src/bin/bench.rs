@@ -1,16 +1,21 @@
 //! The benchmark harness: `scripts/bench.sh` builds the release binaries, starts Azurite and runs
-//! this; it writes `results.md`, `results.json` and `throughput.svg` (default `docs/bench/`).
+//! this; it writes `results.md`, `results.json` and `throughput.svg` (scenarios 1 to 4) and
+//! `layouts.md`, `layouts.json` and `layouts.svg` (scenario 5), by default in `docs/bench/`.
+//! Only the files of the scenarios that ran are written.
 //!
 //! ```text
-//! bench [--quick] [--out DIR] [--only throttle,resources,startup,client]
+//! bench [--quick] [--out DIR] [--only throttle,resources,startup,client,layouts]
 //!       [--client-results FILE] [--repeats N] [--budget N]
 //!       [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip]
-//!       [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]...
-//! bench --render-only RESULTS.json [--out DIR]
+//!       [--shapes backfill,dense] [--layouts sparse,medium,dense]
+//!       [--case LAYOUT:BUDGET:LATENCY:STRATEGY[:REPEATS]]...
+//!       [--profile DIR] [--service-env NAME=VALUE]...
+//! bench --render-only RESULTS.json|LAYOUTS.json [--out DIR]
 //! ```
 //!
-//! `--render-only` measures nothing: it redraws `throughput.svg` in `--out` from the throttle
-//! runs of a `results.json` (after a change to the plot's layout).
+//! `--render-only` measures nothing: it redraws `throughput.svg` from the throttle runs of a
+//! `results.json`, or `layouts.svg` and `layouts.md` from a `layouts.json`, in `--out` (after a
+//! change to the plot's or the table's layout).
 //!
 //! `--sizes`, `--outputs` and `--shapes` narrow scenario 2 (the dense shape runs with the first
 //! output only); `--profile DIR` records each of its runs with
@@ -26,7 +31,11 @@
 //!    sign-ins, per output format and compression;
 //! 3. `startup`: process start to the first answered `GET /`, and the binary's size;
 //! 4. `client`: the figures of `cargo bench --bench graph_client` (`BENCH_JSON=FILE`), read
-//!    from `--client-results`.
+//!    from `--client-results`;
+//! 5. `layouts`: first runs over layouts users meet (sparse, medium, dense with an empty day
+//!    before the data; `--layouts` narrows them): Graph requests per 1,000 records, wall time
+//!    against the throttle minimum, fraction of the bound, the service against the serial
+//!    strategy. `--case dense:5:4:auto` runs one configuration instead of the set (repeatable).
 //!
 //! Use a release build of `entra-export` (`ENTRA_EXPORT_BIN=target/release/entra-export`, or
 //! this binary's own directory when built with `--release`).
@@ -38,11 +47,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use bench::layouts::Layout;
+use bench::layouts_report::LayoutResults;
 use bench::report::{Machine, Results};
 use bench::resources::{Output, Shape};
 use bench::throttle::{Params, Strategy};
-use bench::{Common, procfs, report, resources, startup, throttle};
+use bench::{Common, layouts, layouts_report, procfs, report, resources, startup, throttle};
 use testbed::{Stack, StackOptions};
+
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 5] = ["throttle", "resources", "startup", "client", "layouts"];
 
 struct Args {
     quick: bool,
@@ -55,6 +69,8 @@ struct Args {
     outputs: Option<Vec<Output>>,
     profile: Option<PathBuf>,
     shapes: Vec<Shape>,
+    layouts: Vec<Layout>,
+    cases: Vec<layouts::Case>,
     service_env: Vec<(String, String)>,
     render_only: Option<PathBuf>,
 }
@@ -81,9 +97,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         quick: false,
         out: PathBuf::from("docs/bench"),
-        only: ["throttle", "resources", "startup", "client"]
-            .map(str::to_owned)
-            .to_vec(),
+        only: SCENARIOS.map(str::to_owned).to_vec(),
         client_results: None,
         repeats: None,
         budget: 50,
@@ -91,6 +105,8 @@ fn parse_args() -> anyhow::Result<Args> {
         outputs: None,
         profile: None,
         shapes: vec![Shape::Backfill, Shape::Dense],
+        layouts: Layout::ALL.to_vec(),
+        cases: Vec::new(),
         service_env: Vec::new(),
         render_only: None,
     };
@@ -136,6 +152,20 @@ fn parse_args() -> anyhow::Result<Args> {
                     .context("--service-env takes NAME=VALUE")?;
                 args.service_env.push((name.to_owned(), value.to_owned()));
             }
+            "--layouts" => {
+                args.layouts = value("--layouts")?
+                    .split(',')
+                    .map(|s| {
+                        Layout::parse(s.trim()).with_context(|| {
+                            format!(
+                                "--layouts: unknown layout `{}` (sparse, medium, dense)",
+                                s.trim()
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--case" => args.cases.push(layouts::Case::parse(&value("--case")?)?),
             "--shapes" => {
                 args.shapes = value("--shapes")?
                     .split(',')
@@ -148,7 +178,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--profile DIR] [--service-env NAME=VALUE]...\nbench --render-only RESULTS.json [--out DIR]   redraw throughput.svg from a results file, measuring nothing"
+                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client,layouts] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--layouts sparse,medium,dense]\n      [--case LAYOUT:BUDGET:LATENCY:auto|1[:REPEATS]]... [--profile DIR] [--service-env NAME=VALUE]...\nbench --render-only RESULTS.json|LAYOUTS.json [--out DIR]   redraw throughput.svg, or layouts.svg and layouts.md, from a results file, measuring nothing"
                 );
                 std::process::exit(0);
             }
@@ -156,7 +186,7 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     for name in &args.only {
-        if !["throttle", "resources", "startup", "client"].contains(&name.as_str()) {
+        if !SCENARIOS.contains(&name.as_str()) {
             bail!("--only: unknown scenario `{name}`");
         }
     }
@@ -209,10 +239,45 @@ fn machine(started_at: String, load_at_start: f64) -> Machine {
     }
 }
 
-/// `--render-only`: `throughput.svg` from the throttle runs of a `results.json`.
+/// The `scripts/bench.sh` command line that runs what this invocation runs: this process's
+/// arguments without the ones the script adds itself (`--out`, `--client-results`).
+fn bench_sh_command() -> String {
+    let mut line = String::from("scripts/bench.sh");
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        if arg == "--out" || arg == "--client-results" {
+            iter.next();
+            continue;
+        }
+        line.push(' ');
+        line.push_str(&arg);
+    }
+    line
+}
+
+/// `--render-only`: `throughput.svg` from the throttle runs of a `results.json`, or
+/// `layouts.svg` from a `layouts.json`.
 fn render_only(results: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read(results).with_context(|| format!("reading {}", results.display()))?;
     let mut value: serde_json::Value = serde_json::from_slice(&text)?;
+    if value.get("layouts").is_some() {
+        let layout_results: LayoutResults = serde_json::from_value(value)
+            .with_context(|| format!("{}: not a layouts result", results.display()))?;
+        std::fs::create_dir_all(out)?;
+        let (params, runs) = &layout_results.layouts;
+        let path = out.join("layouts.svg");
+        std::fs::write(&path, layouts_report::svg(params, runs))?;
+        std::fs::write(
+            out.join("layouts.md"),
+            layouts_report::markdown(&layout_results),
+        )?;
+        eprintln!(
+            "bench: wrote {} and layouts.md from {}",
+            path.display(),
+            results.display()
+        );
+        return Ok(());
+    }
     let throttle: Option<(Params, Vec<throttle::Run>)> =
         serde_json::from_value(value["throttle"].take()).with_context(|| {
             format!("{}: `throttle` is not a throttle result", results.display())
@@ -397,17 +462,58 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    let mut layout_results = None;
+    if wants("layouts") {
+        eprintln!("== 5. layouts users meet");
+        let layouts_began = Instant::now();
+        let params = if args.cases.is_empty() {
+            layouts::Params::new(args.quick, args.repeats, &args.layouts)
+        } else {
+            layouts::Params {
+                cases: args.cases.clone(),
+            }
+        };
+        let runs = layouts::run(&params, &common).await?;
+        let mut machine = machine.clone();
+        machine.load_at_end = procfs::load_average();
+        machine.seconds = layouts_began.elapsed().as_secs_f64();
+        layout_results = Some(LayoutResults {
+            machine,
+            quick: args.quick,
+            command: bench_sh_command(),
+            service_env: args.service_env.clone(),
+            layouts: (params, runs),
+        });
+    }
+
     machine.load_at_end = procfs::load_average();
     machine.seconds = began.elapsed().as_secs_f64();
     results.machine = machine;
     std::fs::create_dir_all(&args.out)?;
-    std::fs::write(
-        args.out.join("results.json"),
-        serde_json::to_vec_pretty(&results)?,
-    )?;
-    std::fs::write(args.out.join("results.md"), report::markdown(&results))?;
-    if let Some((params, runs)) = &results.throttle {
-        std::fs::write(args.out.join("throughput.svg"), report::svg(params, runs))?;
+    if SCENARIOS[..4].iter().any(|s| wants(s)) {
+        std::fs::write(
+            args.out.join("results.json"),
+            serde_json::to_vec_pretty(&results)?,
+        )?;
+        std::fs::write(args.out.join("results.md"), report::markdown(&results))?;
+        if let Some((params, runs)) = &results.throttle {
+            std::fs::write(args.out.join("throughput.svg"), report::svg(params, runs))?;
+        }
+    }
+    if let Some(layout_results) = &layout_results {
+        std::fs::write(
+            args.out.join("layouts.json"),
+            serde_json::to_vec_pretty(layout_results)?,
+        )?;
+        std::fs::write(
+            args.out.join("layouts.md"),
+            layouts_report::markdown(layout_results),
+        )?;
+        let (params, runs) = &layout_results.layouts;
+        std::fs::write(
+            args.out.join("layouts.svg"),
+            layouts_report::svg(params, runs),
+        )?;
     }
     eprintln!(
         "bench: done in {:.1} min; wrote {}",
