@@ -35,7 +35,7 @@ use super::throttle::{Strategy, TAIL_PAGES};
 
 /// Records per Graph page (`GRAPH_PAGE_SIZE`, Graph's maximum and the service's default).
 pub const PAGE_SIZE: u64 = 1000;
-/// The lookback of every layout (`INITIAL_LOOKBACK`), hours.
+/// The lookback of the layouts users meet (`INITIAL_LOOKBACK`), hours.
 pub const LOOKBACK_HOURS: u64 = 72;
 /// Counter sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
@@ -49,10 +49,13 @@ pub enum Layout {
     Medium,
     /// 200,000 sign-ins over the last 2 days of the 3.
     Dense,
+    /// The control for the empty day: the dense tenant's 2 days of data with a 2-day lookback
+    /// (not in the default set; `--layouts dense-no-gap` or `--case dense-no-gap:...`).
+    DenseNoGap,
 }
 
 impl Layout {
-    /// Every layout, in table order.
+    /// The layouts users meet, in table order (the default set).
     pub const ALL: [Layout; 3] = [Layout::Sparse, Layout::Medium, Layout::Dense];
 
     /// The short name.
@@ -61,12 +64,16 @@ impl Layout {
             Layout::Sparse => "sparse",
             Layout::Medium => "medium",
             Layout::Dense => "dense",
+            Layout::DenseNoGap => "dense-no-gap",
         }
     }
 
     /// Parses [`Layout::name`].
     pub fn parse(text: &str) -> Option<Layout> {
-        Layout::ALL.into_iter().find(|l| l.name() == text)
+        Layout::ALL
+            .into_iter()
+            .chain([Layout::DenseNoGap])
+            .find(|l| l.name() == text)
     }
 
     /// What the tenant holds.
@@ -75,6 +82,7 @@ impl Layout {
             Layout::Sparse => "3,000 audit + 12,000 sign-ins over 3 days",
             Layout::Medium => "50,000 sign-ins over 3 days",
             Layout::Dense => "200,000 sign-ins over the last 2 of 3 days",
+            Layout::DenseNoGap => "200,000 sign-ins over 2 days, 2-day lookback (no empty day)",
         }
     }
 
@@ -82,7 +90,15 @@ impl Layout {
     pub fn history_hours(self) -> u64 {
         match self {
             Layout::Sparse | Layout::Medium => 72,
-            Layout::Dense => 48,
+            Layout::Dense | Layout::DenseNoGap => 48,
+        }
+    }
+
+    /// `INITIAL_LOOKBACK`, hours.
+    pub fn lookback_hours(self) -> u64 {
+        match self {
+            Layout::DenseNoGap => 48,
+            _ => LOOKBACK_HOURS,
         }
     }
 
@@ -91,7 +107,7 @@ impl Layout {
         match self {
             // 42 × 72 = 3,024.
             Layout::Sparse => 42,
-            Layout::Medium | Layout::Dense => 0,
+            Layout::Medium | Layout::Dense | Layout::DenseNoGap => 0,
         }
     }
 
@@ -103,7 +119,7 @@ impl Layout {
             // 694 × 72 = 49,968.
             Layout::Medium => 694,
             // 4,167 × 48 = 200,016.
-            Layout::Dense => 4_167,
+            Layout::Dense | Layout::DenseNoGap => 4_167,
         }
     }
 
@@ -435,7 +451,7 @@ async fn one(case: &Case, repeat: usize, common: &Common) -> anyhow::Result<Run>
     let env: Vec<(String, String)> = [
         ("GRAPH_MAX_REQUESTS_PER_10S", case.budget.to_string()),
         ("GRAPH_PAGE_SIZE", PAGE_SIZE.to_string()),
-        ("INITIAL_LOOKBACK", format!("{LOOKBACK_HOURS}h")),
+        ("INITIAL_LOOKBACK", format!("{}h", layout.lookback_hours())),
         ("QUERY_LAG", "0s".into()),
         ("REPLAY_WINDOW", "0s".into()),
         ("RUN_TIME_BUDGET", "1h".into()),
@@ -666,7 +682,15 @@ mod tests {
             200_016
         );
         // The dense tenant's data start a day after the lookback does.
-        assert_eq!(LOOKBACK_HOURS - Layout::Dense.history_hours(), 24);
+        assert_eq!(
+            Layout::Dense.lookback_hours() - Layout::Dense.history_hours(),
+            24
+        );
+        assert_eq!(
+            Layout::DenseNoGap.lookback_hours(),
+            Layout::DenseNoGap.history_hours()
+        );
+        assert_eq!(Layout::parse("dense-no-gap"), Some(Layout::DenseNoGap));
         assert_eq!(Layout::Sparse.jobs(), vec![Job::Audit, Job::SignIn]);
         assert_eq!(Layout::Dense.jobs(), vec![Job::SignIn]);
         let full = Params::new(false, None, &Layout::ALL);

@@ -136,15 +136,22 @@ pub fn markdown(results: &LayoutResults) -> String {
     machine_table(&mut md, &results.machine);
     let _ = writeln!(
         md,
-        "A first run of each tenant with `INITIAL_LOOKBACK=3d`, `RUN_TIME_BUDGET=1h` (one run does the whole range), `QUERY_LAG=0s`, `REPLAY_WINDOW=0s`, 1000-record pages; both jobs invoked at once when the tenant has both. \
+        "A first run of each tenant with `INITIAL_LOOKBACK=3d` (2d for the control), `RUN_TIME_BUDGET=1h` (one run does the whole range), `QUERY_LAG=0s`, `REPLAY_WINDOW=0s`, 1000-record pages; both jobs invoked at once when the tenant has both. \
          Layouts: {}. \
          Requests are the Graph list requests the simulator received (429s included). `P` = Σ over the jobs of ⌈records ÷ 1000⌉, the pages of data; the throttle minimum is `P` request intervals (10 s ÷ budget). \
          Fraction of the bound = records/s ÷ (1000 records per request interval), counted over the steady part of the run as in scenario 1 (pages B to B + m·B, B = budget); ¹ = too short for it, whole run (records ÷ wall time). Medians over the runs, min–max in brackets.\n",
-        Layout::ALL
-            .iter()
-            .map(|l| format!("**{}** {}", l.name(), l.describe()))
-            .collect::<Vec<_>>()
-            .join("; ")
+        {
+            let mut seen: Vec<Layout> = Vec::new();
+            for case in &params.cases {
+                if !seen.contains(&case.layout) {
+                    seen.push(case.layout);
+                }
+            }
+            seen.iter()
+                .map(|l| format!("**{}** {}", l.name(), l.describe()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
     );
     let _ = writeln!(
         md,
