@@ -18,6 +18,8 @@
 //! | `INITIAL_LOOKBACK` | `7d` | how far back a first run starts (at most 30 days) |
 //! | `QUERY_LAG` | `5m` | a run never asks for records newer than now minus this: Microsoft's published latency for audit and sign-in logs is 2 min at the 95th percentile and 5 min at the 99th ("Azure Active Directory reporting latencies", since withdrawn; its successor "Log latency for Microsoft Entra ID" gives no figures) |
 //! | `REPLAY_WINDOW` | `2h` | each run re-reads this much before its checkpoint: MFA details "might take up to two hours" to reach a sign-in ("Microsoft Entra monitoring and health FAQ"), the longest published delay |
+//! | `RECONCILE_INTERVAL` | `6h` | how often a run also sweeps the older past for records published after the replay window (15 min to 7 days) |
+//! | `RECONCILE_WINDOW` | `24h` | the sweep re-reads `[now - RECONCILE_WINDOW, checkpoint - REPLAY_WINDOW)` and writes only records never written; `0` disables it (at most 30 days) |
 //! | `ACCEPT_LATE_RECORD_LOSS` | `false` | `true` allows `QUERY_LAG=0s` and `REPLAY_WINDOW=0s` (simulators, benchmarks), which lose records Graph publishes late |
 //! | `RUN_TIME_BUDGET` | `8m` | a run stops starting new work after this; the budget, its grace period (an eighth of it) and 30 s of final writes must fit in `FUNCTION_TIMEOUT` |
 //! | `FUNCTION_TIMEOUT` | host.json `functionTimeout` (`10m`) | the Functions host's limit for one invocation: `10m`, host.json's `00:10:00`, or `-1` for none |
@@ -321,6 +323,10 @@ pub struct RunConfig {
     pub query_lag: Duration,
     /// Each run re-reads this much before its checkpoint.
     pub replay_window: Duration,
+    /// `RECONCILE_INTERVAL`: how often a run also sweeps `reconcile_window` for late records.
+    pub reconcile_interval: Duration,
+    /// `RECONCILE_WINDOW`: how far back the sweep reaches; zero disables it.
+    pub reconcile_window: Duration,
     /// `ACCEPT_LATE_RECORD_LOSS`: `query_lag` and `replay_window` may be zero.
     pub accept_late_record_loss: bool,
     /// A run stops starting new slices after this. Slices in flight then get [`grace`] more,
@@ -463,6 +469,18 @@ impl Config {
                 Duration::ZERO,
                 Some(Duration::from_secs(7 * 24 * 3600)),
             ),
+            reconcile_interval: p.duration(
+                "RECONCILE_INTERVAL",
+                DEFAULT_RECONCILE_INTERVAL,
+                Duration::from_secs(15 * 60),
+                Some(Duration::from_secs(7 * 24 * 3600)),
+            ),
+            reconcile_window: p.duration(
+                "RECONCILE_WINDOW",
+                DEFAULT_RECONCILE_WINDOW,
+                Duration::ZERO,
+                Some(RETENTION),
+            ),
             accept_late_record_loss: p.boolean("ACCEPT_LATE_RECORD_LOSS", false),
             run_time_budget: p.duration("RUN_TIME_BUDGET", "8m", Duration::from_secs(1), None),
             function_timeout: p.function_timeout(),
@@ -592,6 +610,11 @@ impl Config {
             ("QUERY_LAG".into(), secs(self.run.query_lag)),
             ("REPLAY_WINDOW".into(), secs(self.run.replay_window)),
             (
+                "RECONCILE_INTERVAL".into(),
+                secs(self.run.reconcile_interval),
+            ),
+            ("RECONCILE_WINDOW".into(), secs(self.run.reconcile_window)),
+            (
                 "ACCEPT_LATE_RECORD_LOSS".into(),
                 self.run.accept_late_record_loss.to_string(),
             ),
@@ -680,6 +703,10 @@ pub const NO_FUNCTION_TIMEOUT: &str = "-1";
 pub const DEFAULT_QUERY_LAG: &str = "5m";
 /// Default `REPLAY_WINDOW`: the two hours MFA details may take to reach a sign-in.
 pub const DEFAULT_REPLAY_WINDOW: &str = "2h";
+/// Default `RECONCILE_INTERVAL`: four sweeps a day.
+pub const DEFAULT_RECONCILE_INTERVAL: &str = "6h";
+/// Default `RECONCILE_WINDOW`: a day, twelve times the longest published delay.
+pub const DEFAULT_RECONCILE_WINDOW: &str = "24h";
 /// What a problem message says instead of a value that may hold a secret.
 pub const NOT_SHOWN: &str = "(value not shown: it may hold a secret)";
 
