@@ -100,7 +100,7 @@ fn sdk_reason(error: &azure_core::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    crate::graph::error::shorten(&scrubbed, 400)
+    crate::redact::shorten(&scrubbed, 400)
 }
 
 /// Builds the credential chosen by `AUTH_MODE`, using the configured authority and `http` as the

@@ -40,7 +40,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +47,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::job::{JobKind, JobSpec};
+use crate::redact::{NOT_SHOWN, REDACTED, redact_url, shown, shown_url};
+use crate::url_util::{is_loopback, plain_host};
 
 /// Entra's longest retention; a first run never reaches further back.
 pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -695,8 +696,6 @@ impl Config {
 
 /// What `describe` prints for a variable that is not set.
 pub const UNSET: &str = "(unset)";
-/// What `describe` prints in place of a secret.
-pub const REDACTED: &str = "[REDACTED]";
 /// `FUNCTION_TIMEOUT` (and host.json's `functionTimeout`) for no limit.
 pub const NO_FUNCTION_TIMEOUT: &str = "-1";
 /// Default `QUERY_LAG`: Microsoft's published 99th-percentile latency of audit and sign-in logs.
@@ -707,48 +706,6 @@ pub const DEFAULT_REPLAY_WINDOW: &str = "2h";
 pub const DEFAULT_RECONCILE_INTERVAL: &str = "6h";
 /// Default `RECONCILE_WINDOW`: a day, twelve times the longest published delay.
 pub const DEFAULT_RECONCILE_WINDOW: &str = "24h";
-/// What a problem message says instead of a value that may hold a secret.
-pub const NOT_SHOWN: &str = "(value not shown: it may hold a secret)";
-
-/// A value that is not a URL as a problem message may show it: quoted when it is short and made
-/// only of what settings are written with (letters, digits, spaces, `.`, `-`, `_`, `/`);
-/// otherwise [`NOT_SHOWN`], because it may be, or contain, a secret pasted into the wrong place
-/// (a SAS, `AccountKey=…`, a client secret, several lines).
-pub fn shown(value: &str) -> String {
-    let plain = value.chars().count() <= 64
-        && value
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/'));
-    if plain {
-        format!("`{value}`")
-    } else {
-        NOT_SHOWN.to_owned()
-    }
-}
-
-/// A value meant to be a URL as a problem message may show it: quoted and passed through
-/// [`redact_url`] when it is an absolute URL with a host, else as [`shown`] shows it. Whatever is
-/// left that could still carry a credential (`=`, `;`, `&`, spaces) hides it whole.
-pub fn shown_url(value: &str) -> String {
-    match Url::parse(value) {
-        Ok(url) if url.has_host() => {
-            let redacted = redact_url(value);
-            let rest = redacted
-                .replace(&format!("{REDACTED}@"), "")
-                .replace(&format!("?{REDACTED}"), "");
-            let plain = rest.len() <= 200
-                && rest.chars().all(|c| {
-                    c.is_ascii_graphic() && !matches!(c, '=' | ';' | '&' | '@' | '?' | '`')
-                });
-            if plain {
-                format!("`{redacted}`")
-            } else {
-                NOT_SHOWN.to_owned()
-            }
-        }
-        _ => shown(value),
-    }
-}
 
 /// Writes a size so that [`parse_size`] reads it back exactly: the largest IEC unit that divides
 /// it (`4MiB`, `300KiB`), else bytes.
@@ -759,30 +716,6 @@ pub fn format_size(bytes: u64) -> String {
         }
     }
     bytes.to_string()
-}
-
-/// A URL as it may be shown: no user information and no query string (a SAS), each replaced
-/// by a redaction marker when present. Text that is not a URL is redacted whole.
-pub fn redact_url(text: &str) -> String {
-    // Without a host (`user:secret@host` parses as the scheme `user`), nothing is safe to show.
-    let Some(mut url) = Url::parse(text).ok().filter(Url::has_host) else {
-        return REDACTED.to_owned();
-    };
-    let had_user = !url.username().is_empty() || url.password().is_some();
-    let had_query = url.query().is_some();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.set_fragment(None);
-    let mut shown = url.to_string();
-    if had_user && let Some((scheme, rest)) = shown.split_once("://") {
-        shown = format!("{scheme}://{REDACTED}@{rest}");
-    }
-    if had_query {
-        shown.push('?');
-        shown.push_str(REDACTED);
-    }
-    shown
 }
 
 /// Parses a size: a number of bytes, or a number and a unit (`512KiB`, `4MiB`, `8MB`; IEC units
@@ -880,35 +813,9 @@ pub fn container_name_problem(name: &str) -> Option<&'static str> {
     None
 }
 
-/// True when a URL's host is an IP address or a DNS name (labels of letters, digits, `-` and `_`).
-/// The URL parser also takes `;` and `=` in a host name, which no real host has and a pasted
-/// credential may.
-pub fn plain_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }),
-        Some(_) => true,
-        None => false,
-    }
-}
-
 /// True for text shaped like a JSON Web Token (`eyJ…` and two dots): a token, not a setting.
 fn looks_like_token(text: &str) -> bool {
     text.starts_with("eyJ") && text.matches('.').count() >= 2
-}
-
-/// True for `http` URLs whose host is a loopback address, the only place plain http is allowed.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
 }
 
 struct Parser<'a> {
@@ -1836,38 +1743,7 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_shown_without_credentials() {
-        assert_eq!(
-            redact_url("https://logs.blob.core.usgovcloudapi.net/?sv=2024&sig=abc%3D"),
-            "https://logs.blob.core.usgovcloudapi.net/?[REDACTED]"
-        );
-        assert_eq!(
-            redact_url("https://user:pa55@proxy.example/path?sig=x"),
-            "https://[REDACTED]@proxy.example/path?[REDACTED]"
-        );
-        assert_eq!(
-            redact_url("https://logs.blob.core.windows.net/"),
-            "https://logs.blob.core.windows.net/"
-        );
-        assert_eq!(redact_url("not a url sig=abc"), "[REDACTED]");
-        // Parses as the scheme `user` with no host: nothing of it is shown.
-        assert_eq!(redact_url("user:pa55@proxy.example"), "[REDACTED]");
-        assert_eq!(
-            redact_url("https://:pa55@proxy.example/"),
-            "https://[REDACTED]@proxy.example/"
-        );
-        assert_eq!(
-            shown_url("https://user:pa55@proxy.example/?sig=x"),
-            "`https://[REDACTED]@proxy.example/?[REDACTED]`"
-        );
-        // A host that the URL parser accepts but that carries `=`: hidden whole.
-        assert_eq!(shown_url("https://proxy.example;sig=x/"), NOT_SHOWN);
-        assert_eq!(shown_url("graph.microsoft.us"), "`graph.microsoft.us`");
-        assert_eq!(shown("AzureMoon"), "`AzureMoon`");
-        assert_eq!(shown("7 days"), "`7 days`");
-        for secret_like in ["a;AccountKey=k", "Abc8Q~x", "two\nlines", &"x".repeat(65)] {
-            assert_eq!(shown(secret_like), NOT_SHOWN, "{secret_like:?}");
-        }
+    fn sizes_print_so_that_they_read_back() {
         assert_eq!(format_size(4 << 20), "4MiB");
         assert_eq!(parse_size(&format_size(300 << 10)), Some(300 << 10));
         assert_eq!(parse_size(&format_size(1_000_001)), Some(1_000_001));

@@ -215,15 +215,6 @@ fn throttled_for(retry_after: &Option<Duration>) -> String {
     }
 }
 
-/// Shortens text from Graph (error messages) for inclusion in our messages.
-pub(crate) fn shorten(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().take(max_chars).collect();
-    if text.chars().count() > max_chars {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,11 +264,5 @@ mod tests {
             throttled(Some(Duration::from_secs(600))).retry_after(),
             Some(Duration::from_secs(600))
         );
-    }
-
-    #[test]
-    fn shorten_keeps_short_text() {
-        assert_eq!(shorten("abc", 5), "abc");
-        assert_eq!(shorten("abcdef", 3), "abc…");
     }
 }

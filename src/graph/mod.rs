@@ -34,6 +34,7 @@ use url::Url;
 use crate::auth::TokenCache;
 use crate::config::GraphConfig;
 use crate::job::JobSpec;
+use crate::redact::shorten;
 
 pub use error::{Error, PageRef};
 pub use page::{Page, ParsedPage, RecordRef, parse_page, parse_page_at};
@@ -570,14 +571,14 @@ impl GraphClient {
                 400 if via_next_link && graph_error.mentions_skip_token() => {
                     return Err(Error::SkipTokenExpired {
                         page: at.clone(),
-                        message: error::shorten(&graph_error.message, 300),
+                        message: shorten(&graph_error.message, 300),
                     });
                 }
                 400 => {
                     return Err(Error::BadRequest {
                         query: describe_query(url),
                         code: graph_error.code,
-                        message: error::shorten(&graph_error.message, 300),
+                        message: shorten(&graph_error.message, 300),
                     });
                 }
                 404 => return Err(Error::NotFound { path }),
@@ -756,7 +757,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .map(|v| error::shorten(v, 80))
+        .map(|v| shorten(v, 80))
 }
 
 /// `` `<path>` with $filter `<decoded filter>` `` (never the skip token or the token).
@@ -766,11 +767,7 @@ fn describe_query(url: &Url) -> String {
         .find(|(key, _)| key == "$filter")
         .map(|(_, value)| value.into_owned());
     match filter {
-        Some(filter) => format!(
-            "`{}` with $filter `{}`",
-            url.path(),
-            error::shorten(&filter, 300)
-        ),
+        Some(filter) => format!("`{}` with $filter `{}`", url.path(), shorten(&filter, 300)),
         None => format!("`{}` without $filter", url.path()),
     }
 }

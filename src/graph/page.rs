@@ -226,7 +226,7 @@ fn read_record(
             format!(
                 "its `{}` is not a timestamp: {}",
                 job.time_field,
-                super::error::shorten(&e.to_string(), 120)
+                crate::redact::shorten(&e.to_string(), 120)
             )
         })?,
     };

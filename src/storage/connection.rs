@@ -8,7 +8,8 @@
 use secrecy::SecretString;
 use url::Url;
 
-use crate::config::{is_loopback, plain_host, shown, shown_url};
+use crate::redact::{shown, shown_url};
+use crate::url_util::{is_loopback, plain_host};
 
 /// Azurite's well-known development account (published in the Azurite README).
 pub const DEVELOPMENT_ACCOUNT: &str = "devstoreaccount1";
