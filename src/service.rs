@@ -9,78 +9,14 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::auth::{self, TokenCache};
-use crate::config::{Config, StorageTarget};
-use crate::graph::{GraphClient, throttle::Limiter};
+use crate::config::Config;
 use crate::job::JobKind;
-use crate::pipeline::share::GraphShare;
 use crate::pipeline::{
     self, RunOptions,
     report::{Outcome, RunReport},
 };
-use crate::storage::Storage;
 
-/// The shared clients of one process.
-pub struct Context {
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// Microsoft Graph.
-    pub graph: GraphClient,
-    /// Blob Storage.
-    pub storage: Storage,
-    /// Graph's throttle budget shared with other processes (heartbeats in storage).
-    pub share: Arc<GraphShare>,
-}
-
-/// Why the shared clients could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ContextError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The HTTP client could not be built.
-    #[error(transparent)]
-    Http(#[from] crate::http::HttpError),
-    /// The credential could not be built.
-    #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
-    /// The storage client could not be built.
-    #[error(transparent)]
-    Storage(#[from] crate::storage::Error),
-}
-
-impl Context {
-    /// Builds every client from the configuration. No network I/O happens here.
-    pub fn build(config: Arc<Config>) -> Result<Context, ContextError> {
-        let http = crate::http::build_client(config.extra_ca_file.as_deref())?;
-        let credential = auth::build_credential(&config, http.clone())?;
-        let tokens = Arc::new(TokenCache::new(
-            credential.clone(),
-            config.graph.scope.clone(),
-        ));
-        let limiter = Arc::new(Limiter::new(config.graph.max_requests_per_10s));
-        let graph = GraphClient::new(&config.graph, tokens, http.clone(), limiter.clone());
-        let storage_credential = match config.storage.target {
-            StorageTarget::AccountUrl(_) => Some(credential),
-            StorageTarget::ConnectionString(_) => None,
-        };
-        let storage = Storage::new(&config.storage, storage_credential, http)?;
-        let share = Arc::new(GraphShare::new(storage.clone(), limiter, &config.tenant_id));
-        Ok(Context {
-            config,
-            graph,
-            storage,
-            share,
-        })
-    }
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Default)]
-pub struct Trigger {
-    /// The Functions invocation id (`X-Azure-Functions-InvocationId`).
-    pub invocation_id: Option<String>,
-}
+pub use crate::pipeline::{Context, ContextError, Trigger};
 
 /// The configuration (or its problems), the lazily built context and the per-job guards.
 pub struct Service {

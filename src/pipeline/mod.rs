@@ -14,6 +14,7 @@
 //! and the state blob naming their records are stored, and only under the run's lease.
 
 mod commit;
+mod context;
 pub mod dedup;
 pub mod error;
 pub mod fetch;
@@ -33,10 +34,10 @@ use tracing::Instrument;
 use crate::config::{Config, JobSpecConfig, RETENTION};
 use crate::graph::{FetchLimits, FetchStats};
 use crate::job::JobKind;
-use crate::service::{Context, Trigger};
 use crate::storage::{ETag, RunLock, Storage};
 use crate::timestamp;
 use commit::Committer;
+pub use context::{Context, ContextError, Trigger};
 use dedup::WrittenIds;
 use error::RunError;
 use fetch::{Counts, Partitions, SliceContext, SliceError, WindowEnd};
