@@ -1,13 +1,25 @@
 // entra-export: infrastructure for one deployment (one tenant, one resource group).
 //
 // Creates:
-//   - a Log Analytics workspace and a workspace-based Application Insights component;
+//   - a Log Analytics workspace and a workspace-based Application Insights component, an action
+//     group, scheduled-query alert rules (failed runs, runs without progress, checkpoint lag) and
+//     an Azure Monitor workbook (modules/alerts.bicep);
 //   - the log storage account (data containers + state container), versioning, soft delete,
-//     optional time-based (version-level) immutability on the data containers;
-//   - the host storage account (AzureWebJobsStorage + the plan's Azure Files content share);
-//   - a Linux Function App (custom handler) on Consumption (Y1, default) or Elastic Premium (EP1-3),
-//     with a system-assigned managed identity and every entra-export app setting;
-//   - the RBAC role assignments the identity needs.
+//     optional time-based (version-level) immutability per data container, a lifecycle rule that
+//     ages out the state container's written-id shards and old versions, an optional
+//     CanNotDelete lock;
+//   - the host storage account (AzureWebJobsStorage, the package / deployment container);
+//   - a Linux Function App (custom handler) with a system-assigned managed identity and every
+//     entra-export app setting, on one of three plans (hostingPlan):
+//       FlexConsumption  FC1, functionAppConfig (runtime custom, identity-based deployment
+//                        storage, maximum instance count)            modules/function-app-flex.bicep
+//       Dedicated        Linux App Service plan B1-B3 / P0v3 / P1v3 with Always On (default)
+//       Consumption      Y1, legacy: retires 30 September 2028          modules/function-app.bicep
+//     No plan needs a storage account key; only Consumption with hostStorageIdentityBased=false
+//     (for "az functionapp deployment source config-zip") puts one in the app settings;
+//   - inbound access restrictions on the app and its SCM site (operatorIpRanges);
+//   - the RBAC the identity needs: a custom role on the log account that can create, write, read,
+//     list, lease and set metadata but not delete (modules/roles.bicep).
 //
 // Works in Azure public and Azure US Government: every endpoint comes from environment() or from a
 // resource's primaryEndpoints, never from a hard-coded suffix.
@@ -59,32 +71,60 @@ param tags object = {
 // Hosting
 // ---------------------------------------------------------------------------------------------
 
-@description('Plan SKU. Y1 = Linux Consumption (functionTimeout at most 10 min). EP1-EP3 = Elastic Premium.')
+@description('Hosting plan. Dedicated (default): a Linux App Service plan with Always On, offered in every Azure Government region, no Azure Files, no key. FlexConsumption: serverless successor of Consumption, where offered (az functionapp list-flexconsumption-locations). Consumption: Linux Y1, legacy, retires 30 September 2028, runs at most 10 minutes. See docs/deploy.md.')
 @allowed([
-  'Y1'
-  'EP1'
-  'EP2'
-  'EP3'
+  'FlexConsumption'
+  'Dedicated'
+  'Consumption'
 ])
-param planSku string = 'Y1'
+param hostingPlan string = 'Dedicated'
 
-@description('Maximum instances the app may scale out to. Keep 1: both timers fit in one instance, and the Graph throttle budget (GRAPH_MAX_REQUESTS_PER_10S) is per process.')
+@description('Dedicated plan SKU (Linux). B1 is the smallest with Always On; P0v3 adds zone-redundancy options and more memory.')
+@allowed([
+  'B1'
+  'B2'
+  'B3'
+  'P0v3'
+  'P1v3'
+])
+param dedicatedSku string = 'B1'
+
+@description('Flex Consumption: maximum instances the app may scale out to (functionAppConfig.scaleAndConcurrency.maximumInstanceCount). Each timer function scales on its own instances; entra-export shares the Graph budget between them (graph-share blobs). Microsoft documents 40 as the lowest accepted value in most versions of its docs.')
+@minValue(1)
+@maxValue(1000)
+param flexMaximumInstanceCount int = 40
+
+@description('Flex Consumption: instance memory in MB. entra-export peaks at about 60 MiB (docs/operations.md, Memory).')
+@allowed([
+  512
+  2048
+  4096
+])
+param flexInstanceMemoryMB int = 2048
+
+@description('Consumption only: maximum instances (functionAppScaleLimit). Keep 1: both timers fit in one instance.')
 @minValue(1)
 @maxValue(20)
 param maxInstances int = 1
 
-@description('Identity-based AzureWebJobsStorage (AzureWebJobsStorage__credential=managedidentity). Set false to use a key-based connection string, which "az functionapp deployment source config-zip" needs on Linux Consumption (see docs/deploy.md).')
+@description('Consumption only. true (default): identity-based AzureWebJobsStorage, no key anywhere; the package runs from packageUrl. false: a key-based AzureWebJobsStorage connection string and Azure Files content share (the account key), which "az functionapp deployment source config-zip" needs on Linux Consumption; turns shared-key access on for the host account. Flex Consumption and Dedicated are always identity-based.')
 param hostStorageIdentityBased bool = true
 
-@description('WEBSITE_RUN_FROM_PACKAGE. Linux Consumption: the https URL of the zip in the host storage "deployments" container (read with the managed identity, no SAS), or empty before the first upload. Elastic Premium: empty means "1" (the zip pushed by config-zip).')
+@description('Consumption: the https URL of the zip in the host storage "deployments" container (read with the managed identity, no SAS), or empty before the first upload. Dedicated: empty means WEBSITE_RUN_FROM_PACKAGE=1 (the zip pushed by config-zip); a URL works too. Flex Consumption: unused (functionAppConfig.deployment names the container).')
 param packageUrl string = ''
 
-@description('Host id (AzureFunctionsWebHost__hostid): lowercase letters, digits and dashes, at most 32 chars. Empty = the platform default (the app name truncated to 32 chars). Set a distinct value when two apps or slots share a host storage account or their names share the first 32 characters.')
+@description('Host id (AzureFunctionsWebHost__hostid, Consumption and Dedicated): lowercase letters, digits and dashes, at most 32 chars. Empty = the platform default (the app name truncated to 32 chars). Flex Consumption derives its own.')
 @maxLength(32)
 param hostId string = ''
 
 @description('Allow basic-auth (publishing profile) access to the SCM/Kudu site. FTP basic auth is always off. Leave false; recent Azure CLI versions deploy with Entra ID tokens.')
 param allowScmBasicAuth bool = false
+
+@description('Public IP ranges (CIDR, e.g. 203.0.113.0/24) allowed to reach the app (admin API: manual runs) and its SCM site (config-zip deployments). Everything else is denied. Empty = nobody: the timers need no inbound traffic; add your workstation or pipeline range to run a function by hand or deploy with config-zip.')
+param operatorIpRanges array = []
+
+@description('Leave the SCM (Kudu) site open to all networks (Entra ID auth still required), e.g. for a hosted CI runner whose address is unknown. The app\'s own endpoint stays restricted to operatorIpRanges.')
+param scmAllowAllNetworks bool = false
 
 @description('Optional object id of the person, group or pipeline that uploads packages: gets Storage Blob Data Contributor on the host storage account (for "az storage blob upload --auth-mode login").')
 param deployerPrincipalId string = ''
@@ -112,7 +152,7 @@ param deployerPrincipalType string = 'User'
 ])
 param logStorageSku string = 'Standard_GRS'
 
-@description('Allow shared-key (account key / SAS) access to the log storage account. Off: entra-export and readers use Entra ID tokens. Turn on only for a reader that needs a SAS (e.g. a Snowflake stage with a SAS token).')
+@description('Allow shared-key (account key / account or service SAS) access to the log storage account. Off: entra-export and readers use Entra ID tokens or a user-delegation SAS (docs/snowflake.md). Turn on only for a reader that cannot use either.')
 param logStorageAllowSharedKey bool = false
 
 @description('Soft-delete retention, in days, for blobs and containers of the log storage account.')
@@ -120,13 +160,34 @@ param logStorageAllowSharedKey bool = false
 @maxValue(365)
 param softDeleteRetentionDays int = 30
 
-@description('Time-based immutability (version-level WORM) on the data containers, in days; 0 = none. The policy is created unlocked; lock it by hand once verified (irreversible). The state container never gets one.')
+@description('Time-based immutability (version-level WORM) on both data containers, in days; 0 = none. Recommended: 365 (OMB M-21-31 asks for 12 months of active storage of logs). Created unlocked; lock it by hand once verified (irreversible). The state container never gets one. auditImmutabilityDays / signinImmutabilityDays override it per container.')
 @minValue(0)
 @maxValue(146000)
 param immutabilityDays int = 0
 
+@description('Immutability of the audit data container, in days (default: immutabilityDays).')
+@minValue(0)
+@maxValue(146000)
+param auditImmutabilityDays int = immutabilityDays
+
+@description('Immutability of the sign-in data container, in days (default: immutabilityDays).')
+@minValue(0)
+@maxValue(146000)
+param signinImmutabilityDays int = immutabilityDays
+
+@description('Days after which the lifecycle rule deletes the state container\'s written-id shards (<job container>/ids/) and the state container\'s previous blob versions. Raised automatically to more than reconcileWindowHours (the sweep needs the shards of its whole window).')
+@minValue(2)
+@maxValue(365)
+param stateRetentionDays int = 3
+
+@description('Put a CanNotDelete lock on the log storage account (stops deleting the account or its containers through Resource Manager). Creating a lock needs Owner or User Access Administrator.')
+param logStorageLock bool = false
+
 @description('Optional public IP ranges (CIDR) allowed to reach the log storage account in addition to Azure services. Empty = all networks (access still needs an Entra ID role). Consumption plans have no VNet integration, so a deny-by-default firewall would lock out the function app.')
 param logStorageAllowedIpRanges array = []
+
+@description('Resource id of an existing role definition to give the exporter identity on the log account instead of creating the custom role here (for subscriptions where a security team owns role definitions). Empty = create "entra-export log writer".')
+param exporterRoleDefinitionId string = ''
 
 // ---------------------------------------------------------------------------------------------
 // Monitoring
@@ -137,8 +198,28 @@ param logStorageAllowedIpRanges array = []
 @maxValue(730)
 param logAnalyticsRetentionDays int = 90
 
-@description('Require Entra ID auth for Application Insights ingestion (DisableLocalAuth, APPLICATIONINSIGHTS_AUTHENTICATION_STRING, Monitoring Metrics Publisher role).')
-param appInsightsEntraAuth bool = false
+@description('Require Entra ID auth for Application Insights ingestion (DisableLocalAuth, APPLICATIONINSIGHTS_AUTHENTICATION_STRING, Monitoring Metrics Publisher role). Default: on for Flex Consumption and Dedicated; off on legacy Consumption, where the host\'s Entra ID telemetry path is unconfirmed.')
+param appInsightsEntraAuth bool = hostingPlan != 'Consumption'
+
+@description('E-mail addresses the action group notifies.')
+param alertEmails array = []
+
+@description('Optional webhook (https) the action group calls with the common alert schema, e.g. a ticketing or chat endpoint. Secure: it often carries a token.')
+@secure()
+param alertWebhookUrl string = ''
+
+@description('Runs in a row without progress (runs_without_progress) that raise the "no progress" alert. 3 = 45 minutes at the default schedule.')
+@minValue(1)
+@maxValue(100)
+param noProgressAlertRuns int = 3
+
+@description('Checkpoint lag, in minutes, that raises the "checkpoint lag" alert: now minus the checkpoint of each job\'s latest run. A healthy job lags QUERY_LAG plus up to one schedule interval (about 20 minutes at the defaults).')
+@minValue(30)
+@maxValue(2880)
+param checkpointLagAlertMinutes int = 120
+
+@description('Create the alert rules (they need alertEmails or alertWebhookUrl to notify anyone; without either they still fire in the portal).')
+param deployAlerts bool = true
 
 // ---------------------------------------------------------------------------------------------
 // entra-export settings (src/config.rs documents each)
@@ -203,14 +284,22 @@ param queryLag string = '5m'
 @description('REPLAY_WINDOW: each run re-reads this much before its checkpoint. 2h: MFA details may take up to two hours to reach a sign-in (Microsoft Entra monitoring and health FAQ). 0s is refused unless acceptLateRecordLoss.')
 param replayWindow string = '2h'
 
+@description('RECONCILE_INTERVAL: how often a run also sweeps the older past (RECONCILE_WINDOW) for records Graph published after the replay window (15 min to 7 days).')
+param reconcileInterval string = '6h'
+
+@description('RECONCILE_WINDOW in hours: the sweep re-reads [now - this, checkpoint - REPLAY_WINDOW) and writes only records never written; 0 disables it; at most 720 (30 days). The written-id shards it needs are kept for longer than this (stateRetentionDays).')
+@minValue(0)
+@maxValue(720)
+param reconcileWindowHours int = 24
+
 @description('ACCEPT_LATE_RECORD_LOSS: allows queryLag and replayWindow of 0s, which lose records Graph publishes late. Leave false.')
 param acceptLateRecordLoss bool = false
 
-@description('RUN_TIME_BUDGET: a run stops starting new work after this. The budget, its grace period (an eighth of it) and 30 s of final writes must fit in functionTimeout, or entra-export refuses the configuration: at most 506s with 00:10:00.')
-param runTimeBudget string = '8m'
+@description('RUN_TIME_BUDGET: a run stops starting new work after this. The budget, its grace period (an eighth of it) and 30 s of final writes must fit in functionTimeout, or entra-export refuses the configuration. Empty = the plan\'s default (planTimeouts below: 8m on Consumption, 25m on Flex Consumption and Dedicated).')
+param runTimeBudget string = ''
 
-@description('functionTimeout of the Functions host, hh:mm:ss (host.json\'s value by default), set as AzureFunctionsJobHost__functionTimeout and as FUNCTION_TIMEOUT, so entra-export checks runTimeBudget against it. Y1: at most 00:10:00 (the host refuses more). EP1-EP3: longer runs, e.g. 00:30:00 with runTimeBudget 25m; -1 = no limit.')
-param functionTimeout string = '00:10:00'
+@description('functionTimeout of the Functions host (hh:mm:ss, or -1 for none on Flex Consumption and Dedicated), set as AzureFunctionsJobHost__functionTimeout and as FUNCTION_TIMEOUT, so entra-export checks runTimeBudget against it. Empty = the plan\'s default (planTimeouts below). Consumption: at most 00:10:00 (the host refuses more). host.json keeps 00:10:00 so that the one package runs on every plan.')
+param functionTimeout string = ''
 
 @description('SLICE_WIDTH: width of the UTC grid cells that name blob partitions.')
 param sliceWidth string = '1h'
@@ -285,10 +374,47 @@ param extraCaFile string = ''
 var armCloud = environment().name
 var resolvedCloud = !empty(azureCloud) ? azureCloud : (armCloud == 'AzureUSGovernment' ? 'AzureUSGovernment' : (armCloud == 'AzureChinaCloud' ? 'AzureChina' : 'AzurePublic'))
 
-var isConsumption = planSku == 'Y1'
+var isFlex = hostingPlan == 'FlexConsumption'
+var isConsumption = hostingPlan == 'Consumption'
+
+// The function timeout each plan gets unless functionTimeout is set, and the RUN_TIME_BUDGET that
+// fits in it by src/config.rs's rule (budget + budget/8 + 30 s <= timeout):
+//   Consumption      00:10:00 (the host's maximum there; host.json's value)  8m:  570 s <= 600 s
+//   FlexConsumption  00:30:00 (the host's default there)                     25m: 1717.5 s <= 1800 s
+//   Dedicated        00:30:00 (the host's default there)                     25m: 1717.5 s <= 1800 s
+// scripts/check_infra.py checks each row against config.rs's rule and host.json.
+var planTimeouts = {
+  FlexConsumption: {
+    functionTimeout: '00:30:00'
+    runTimeBudget: '25m'
+  }
+  Dedicated: {
+    functionTimeout: '00:30:00'
+    runTimeBudget: '25m'
+  }
+  Consumption: {
+    functionTimeout: '00:10:00'
+    runTimeBudget: '8m'
+  }
+}
+var effectiveFunctionTimeout = empty(functionTimeout) ? planTimeouts[hostingPlan].functionTimeout : functionTimeout
+var effectiveRunTimeBudget = empty(runTimeBudget) ? planTimeouts[hostingPlan].runTimeBudget : runTimeBudget
+
+// Only legacy Consumption with hostStorageIdentityBased=false uses the host account's key.
+var hostStorageNeedsKey = isConsumption && !hostStorageIdentityBased
+
+// The written-id shards must outlive the reconcile sweep's window (whole days, rounded up, plus one).
+var effectiveStateRetentionDays = max(stateRetentionDays, (reconcileWindowHours + 23) / 24 + 1)
+
 var dataContainers = [
-  auditContainer
-  signinContainer
+  {
+    name: auditContainer
+    immutabilityDays: auditImmutabilityDays
+  }
+  {
+    name: signinContainer
+    immutabilityDays: signinImmutabilityDays
+  }
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -317,9 +443,14 @@ module logStorage 'modules/log-storage.bicep' = {
     allowSharedKeyAccess: logStorageAllowSharedKey
     dataContainers: dataContainers
     stateContainer: stateContainer
+    stateIdPrefixes: [
+      '${auditContainer}/ids/'
+      '${signinContainer}/ids/'
+    ]
+    stateRetentionDays: effectiveStateRetentionDays
     softDeleteRetentionDays: softDeleteRetentionDays
-    immutabilityDays: immutabilityDays
     allowedIpRanges: logStorageAllowedIpRanges
+    lockAccount: logStorageLock
     workspaceId: monitoring.outputs.workspaceId
   }
 }
@@ -330,86 +461,137 @@ module hostStorage 'modules/host-storage.bicep' = {
     location: location
     tags: tags
     accountName: hostStorageAccountName
+    allowSharedKeyAccess: hostStorageNeedsKey
     softDeleteRetentionDays: softDeleteRetentionDays
     workspaceId: monitoring.outputs.workspaceId
   }
 }
 
-module functionApp 'modules/function-app.bicep' = {
+// Every variable of src/config.rs, in its order. Empty values count as unset there.
+// scripts/check_infra.py evaluates this block for each plan and cloud; scripts/test-package.sh runs
+// `entra-export config check` on the result.
+var exportSettings = {
+  AZURE_TENANT_ID: tenantId
+  AZURE_CLOUD: resolvedCloud
+  AUTH_MODE: 'managed_identity'
+  AZURE_CLIENT_ID: managedIdentityClientId
+  // AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE: not set (AUTH_MODE=managed_identity needs neither).
+  AZURE_AUTHORITY_HOST: authorityHost
+  GRAPH_ENDPOINT: graphEndpoint
+  GRAPH_API_VERSION: graphApiVersion
+  STORAGE_ACCOUNT_URL: logStorage.outputs.blobEndpoint
+  // STORAGE_CONNECTION_STRING: not set (exactly one of it and STORAGE_ACCOUNT_URL; the log account has shared keys off).
+  AUDIT_CONTAINER: auditContainer
+  SIGNIN_CONTAINER: signinContainer
+  STATE_CONTAINER: stateContainer
+  INITIAL_LOOKBACK: initialLookback
+  QUERY_LAG: queryLag
+  REPLAY_WINDOW: replayWindow
+  RECONCILE_INTERVAL: reconcileInterval
+  RECONCILE_WINDOW: '${reconcileWindowHours}h'
+  ACCEPT_LATE_RECORD_LOSS: acceptLateRecordLoss ? 'true' : 'false'
+  RUN_TIME_BUDGET: effectiveRunTimeBudget
+  FUNCTION_TIMEOUT: effectiveFunctionTimeout
+  // Read by the Functions host: overrides host.json's functionTimeout with the value FUNCTION_TIMEOUT tells entra-export.
+  AzureFunctionsJobHost__functionTimeout: effectiveFunctionTimeout
+  SLICE_WIDTH: sliceWidth
+  GRAPH_MAX_REQUESTS_PER_10S: string(graphMaxRequestsPer10s)
+  GRAPH_PAGE_SIZE: string(graphPageSize)
+  GRAPH_MAX_ATTEMPTS: string(graphMaxAttempts)
+  GRAPH_REQUEST_TIMEOUT: graphRequestTimeout
+  GRAPH_MIN_WINDOW: graphMinWindow
+  GRAPH_PAGE_BUFFER: graphPageBuffer
+  MAX_RECORDS_PER_BLOB: string(maxRecordsPerBlob)
+  OUTPUT_FORMAT: outputFormat
+  OUTPUT_COMPRESSION: outputCompression
+  REPUBLISH_UPDATES: republishUpdates ? 'true' : 'false'
+  LOCK_LEASE: lockLease
+  PARALLEL_SLICES: parallelSlices
+  EXTRA_CA_FILE: extraCaFile
+  LOG_FORMAT: logFormat
+  // Read by AuditTimer/function.json and SignInTimer/function.json (%AUDIT_SCHEDULE%, %SIGNIN_SCHEDULE%).
+  AUDIT_SCHEDULE: auditSchedule
+  SIGNIN_SCHEDULE: signinSchedule
+}
+
+module flexApp 'modules/function-app-flex.bicep' = if (isFlex) {
+  name: 'function-app-flex'
+  params: {
+    location: location
+    tags: tags
+    functionAppName: functionAppName
+    planName: '${namePrefix}-plan-${nameSuffix}'
+    maximumInstanceCount: flexMaximumInstanceCount
+    instanceMemoryMB: flexInstanceMemoryMB
+    hostStorageBlobUri: hostStorage.outputs.blobUri
+    hostStorageQueueUri: hostStorage.outputs.queueUri
+    hostStorageTableUri: hostStorage.outputs.tableUri
+    deploymentContainerUrl: hostStorage.outputs.deploymentsContainerUrl
+    allowScmBasicAuth: allowScmBasicAuth
+    operatorIpRanges: operatorIpRanges
+    scmAllowAllNetworks: scmAllowAllNetworks
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    appInsightsEntraAuth: appInsightsEntraAuth
+    exportSettings: exportSettings
+  }
+}
+
+module classicApp 'modules/function-app.bicep' = if (!isFlex) {
   name: 'function-app'
   params: {
     location: location
     tags: tags
     functionAppName: functionAppName
     planName: '${namePrefix}-plan-${nameSuffix}'
-    planSku: planSku
+    hostingPlan: hostingPlan
+    dedicatedSku: dedicatedSku
     maxInstances: maxInstances
     hostStorageAccountName: hostStorage.outputs.accountName
     hostStorageBlobUri: hostStorage.outputs.blobUri
     hostStorageQueueUri: hostStorage.outputs.queueUri
     hostStorageTableUri: hostStorage.outputs.tableUri
-    hostStorageIdentityBased: hostStorageIdentityBased
+    hostStorageIdentityBased: !hostStorageNeedsKey
     packageUrl: packageUrl
     hostId: hostId
     allowScmBasicAuth: allowScmBasicAuth
+    operatorIpRanges: operatorIpRanges
+    scmAllowAllNetworks: scmAllowAllNetworks
     appInsightsConnectionString: monitoring.outputs.connectionString
     appInsightsEntraAuth: appInsightsEntraAuth
     workspaceId: monitoring.outputs.workspaceId
-    // Every variable of src/config.rs, in its order. Empty values count as unset there.
-    exportSettings: {
-      AZURE_TENANT_ID: tenantId
-      AZURE_CLOUD: resolvedCloud
-      AUTH_MODE: 'managed_identity'
-      AZURE_CLIENT_ID: managedIdentityClientId
-      // AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE: not set (AUTH_MODE=managed_identity needs neither).
-      AZURE_AUTHORITY_HOST: authorityHost
-      GRAPH_ENDPOINT: graphEndpoint
-      GRAPH_API_VERSION: graphApiVersion
-      STORAGE_ACCOUNT_URL: logStorage.outputs.blobEndpoint
-      // STORAGE_CONNECTION_STRING: not set (exactly one of it and STORAGE_ACCOUNT_URL; the log account has shared keys off).
-      AUDIT_CONTAINER: auditContainer
-      SIGNIN_CONTAINER: signinContainer
-      STATE_CONTAINER: stateContainer
-      INITIAL_LOOKBACK: initialLookback
-      QUERY_LAG: queryLag
-      REPLAY_WINDOW: replayWindow
-      ACCEPT_LATE_RECORD_LOSS: acceptLateRecordLoss ? 'true' : 'false'
-      RUN_TIME_BUDGET: runTimeBudget
-      FUNCTION_TIMEOUT: functionTimeout
-      // Read by the Functions host: overrides host.json's functionTimeout with the value FUNCTION_TIMEOUT tells entra-export.
-      AzureFunctionsJobHost__functionTimeout: functionTimeout
-      SLICE_WIDTH: sliceWidth
-      GRAPH_MAX_REQUESTS_PER_10S: string(graphMaxRequestsPer10s)
-      GRAPH_PAGE_SIZE: string(graphPageSize)
-      GRAPH_MAX_ATTEMPTS: string(graphMaxAttempts)
-      GRAPH_REQUEST_TIMEOUT: graphRequestTimeout
-      GRAPH_MIN_WINDOW: graphMinWindow
-      GRAPH_PAGE_BUFFER: graphPageBuffer
-      MAX_RECORDS_PER_BLOB: string(maxRecordsPerBlob)
-      OUTPUT_FORMAT: outputFormat
-      OUTPUT_COMPRESSION: outputCompression
-      REPUBLISH_UPDATES: republishUpdates ? 'true' : 'false'
-      LOCK_LEASE: lockLease
-      PARALLEL_SLICES: parallelSlices
-      EXTRA_CA_FILE: extraCaFile
-      LOG_FORMAT: logFormat
-      // Read by AuditTimer/function.json and SignInTimer/function.json (%AUDIT_SCHEDULE%, %SIGNIN_SCHEDULE%).
-      AUDIT_SCHEDULE: auditSchedule
-      SIGNIN_SCHEDULE: signinSchedule
-    }
+    exportSettings: exportSettings
   }
 }
+
+var principalId = isFlex ? flexApp.outputs.principalId : classicApp.outputs.principalId
+var defaultHostName = isFlex ? flexApp.outputs.defaultHostName : classicApp.outputs.defaultHostName
 
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
-    principalId: functionApp.outputs.principalId
+    principalId: principalId
     logStorageAccountName: logStorage.outputs.accountName
     hostStorageAccountName: hostStorage.outputs.accountName
     appInsightsName: monitoring.outputs.appInsightsName
     appInsightsEntraAuth: appInsightsEntraAuth
+    exporterRoleDefinitionId: exporterRoleDefinitionId
     deployerPrincipalId: deployerPrincipalId
     deployerPrincipalType: deployerPrincipalType
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: '${namePrefix}-${nameSuffix}'
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmails: alertEmails
+    alertWebhookUrl: alertWebhookUrl
+    noProgressRuns: noProgressAlertRuns
+    checkpointLagMinutes: checkpointLagAlertMinutes
+    deployAlerts: deployAlerts
   }
 }
 
@@ -418,14 +600,19 @@ module roles 'modules/roles.bicep' = {
 // ---------------------------------------------------------------------------------------------
 
 output functionAppName string = functionAppName
-output functionAppHostName string = functionApp.outputs.defaultHostName
-output principalId string = functionApp.outputs.principalId
+output functionAppHostName string = defaultHostName
+output principalId string = principalId
 output azureCloud string = resolvedCloud
-output planSku string = planSku
+output hostingPlan string = hostingPlan
 output isConsumption bool = isConsumption
+output functionTimeout string = effectiveFunctionTimeout
+output runTimeBudget string = effectiveRunTimeBudget
 output logStorageAccountName string = logStorage.outputs.accountName
 output storageAccountUrl string = logStorage.outputs.blobEndpoint
 output hostStorageAccountName string = hostStorage.outputs.accountName
 output packageContainerUrl string = hostStorage.outputs.deploymentsContainerUrl
+output exporterRoleDefinitionId string = roles.outputs.exporterRoleDefinitionId
 output appInsightsName string = monitoring.outputs.appInsightsName
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName
+output workbookId string = alerts.outputs.workbookId
+output actionGroupId string = alerts.outputs.actionGroupId

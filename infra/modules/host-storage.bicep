@@ -1,16 +1,22 @@
 // The Functions host storage account (AzureWebJobsStorage): timer schedule status and singleton
-// locks (azure-webjobs-hosts), host keys (azure-webjobs-secrets), the Azure Files content share that
-// Consumption and Elastic Premium plans mount, and the "deployments" container that holds the zip
-// package run from a URL on Linux Consumption.
+// locks (azure-webjobs-hosts), host keys (azure-webjobs-secrets) and the "deployments" container
+// that holds the zip package (run from a URL on Consumption, functionAppConfig.deployment on Flex
+// Consumption).
 //
-// Kept apart from the log storage account so that one can keep shared-key access off: Azure Files
-// content shares (WEBSITE_CONTENTAZUREFILECONNECTIONSTRING) only work with an account key.
+// Shared-key access is off unless the deployment chose legacy Consumption with key-based host
+// storage (hostStorageIdentityBased=false): only then does the app get a connection string with
+// the account key (AzureWebJobsStorage and the Azure Files content share,
+// WEBSITE_CONTENTAZUREFILECONNECTIONSTRING, which takes nothing but a key). Every other path reads
+// and writes here with the app's managed identity.
 
 param location string
 param tags object
 @minLength(3)
 @maxLength(24)
 param accountName string
+
+@description('Allow shared-key access: true only for Consumption with key-based host storage.')
+param allowSharedKeyAccess bool
 
 @minValue(1)
 @maxValue(365)
@@ -20,7 +26,7 @@ param softDeleteRetentionDays int
 param workspaceId string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: the Functions host and the plan's content share are reached over the public endpoint: Linux Consumption has no VNet integration or private endpoints. Holds no log data.
+  // checkov:skip=CKV_AZURE_35: the Functions host is reached over the public endpoint: Linux Consumption has no VNet integration or private endpoints, and the default Dedicated and Flex deployments have no VNet. Holds no log data; access is Entra ID RBAC (shared keys off).
   // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35.
   // checkov:skip=CKV_AZURE_206: host state only (timer status, locks, host keys, the deployment zip), all re-created by a redeploy; LRS is what Microsoft's templates use.
   // checkov:skip=CKV_AZURE_43: the name is a parameter (3-24 chars, validated by @minLength/@maxLength here and by ARM); the check only reads literal names.
@@ -36,8 +42,8 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     supportsHttpsTrafficOnly: true
     minimumTlsVersion: 'TLS1_2'
     allowBlobPublicAccess: false
-    // The plan's Azure Files content share (WEBSITE_CONTENTAZUREFILECONNECTIONSTRING) needs the key.
-    allowSharedKeyAccess: true
+    allowSharedKeyAccess: allowSharedKeyAccess
+    defaultToOAuthAuthentication: true
     allowCrossTenantReplication: false
     publicNetworkAccess: 'Enabled'
     encryption: {
@@ -103,6 +109,7 @@ resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-previ
 }
 
 output accountName string = account.name
+output accountId string = account.id
 // primaryEndpoints.* end with '/'; the Functions host takes service URIs without it.
 output blobUri string = substring(account.properties.primaryEndpoints.blob, 0, length(account.properties.primaryEndpoints.blob) - 1)
 output queueUri string = substring(account.properties.primaryEndpoints.queue, 0, length(account.properties.primaryEndpoints.queue) - 1)

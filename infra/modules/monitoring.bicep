@@ -25,6 +25,9 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2022-10-01' = {
     retentionInDays: retentionDays
     features: {
       enableLogAccessUsingOnlyResourcePermissions: true
+      // No agent writes here with the workspace key: diagnostic settings and workspace-based
+      // Application Insights ingest without it.
+      disableLocalAuth: true
     }
   }
 }
@@ -45,4 +48,5 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 output workspaceId string = workspace.id
 output workspaceName string = workspace.name
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id
 output connectionString string = appInsights.properties.ConnectionString

@@ -1,11 +1,22 @@
 // RBAC for the Function App's system-assigned identity (and, optionally, the package uploader).
 // Role assignment names are guid(scope, principal, role), so re-deploying is idempotent.
+//
+// On the log account the identity gets "entra-export log writer", a custom role that can do what
+// entra-export does and nothing that removes data: create containers, read and set their metadata
+// (checkpoints, run reports), lease them (the run lock), list, read, create and write blobs
+// (data blobs, state blobs, appends to journals and written-id shards). It has no delete of blobs,
+// blob versions or containers, no permanent delete, no move (rename), no tags, no immutability
+// policy action: the archive cannot be destroyed through this identity. Storage Blob Data
+// Contributor, which it replaces, can delete the archive it exists to protect.
 
 param principalId string
 param logStorageAccountName string
 param hostStorageAccountName string
 param appInsightsName string
 param appInsightsEntraAuth bool
+
+@description('Resource id of an existing role definition to use instead of creating the custom role (empty = create it).')
+param exporterRoleDefinitionId string
 param deployerPrincipalId string
 
 @allowed([
@@ -34,15 +45,64 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
+// What each Blob service operation entra-export calls needs (Microsoft's "Permissions for Blob
+// service operations" table, authorize-with-azure-active-directory):
+//   Create Container, Set Container Metadata, Lease Container (acquire/renew/release/break)
+//                                               containers/write
+//   Get Container Properties / Metadata        containers/read
+//   List Blobs, Get Blob, Get Blob Properties  containers/blobs/read
+//   Put Blob (create or replace a state blob), Put Block, Put Block List, Lease Blob
+//                                               containers/blobs/write
+//   Put Blob (new blob only), Append Block     containers/blobs/add/action (or write)
+// Not granted: containers/delete, containers/blobs/delete, blobs/deleteBlobVersion/action,
+// blobs/permanentDelete/action, blobs/move/action, blobs/tags/*, blobs/immutableStorage/*,
+// generateUserDelegationKey. scripts/check_infra.py fails if a delete or a wildcard appears.
+var exporterActions = [
+  'Microsoft.Storage/storageAccounts/blobServices/containers/read'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/write'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/lease/action'
+]
+var exporterDataActions = [
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+]
+
+var createRole = empty(exporterRoleDefinitionId)
+
+// A custom role is stored at the subscription, assignable here only (this resource group). Its
+// name must be unique in the tenant, hence the resource group and account in it.
+resource exporterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (createRole) {
+  name: guid(subscription().id, resourceGroup().id, logStorageAccountName, 'entra-export-log-writer')
+  properties: {
+    roleName: 'entra-export log writer (${resourceGroup().name}/${logStorageAccountName})'
+    description: 'entra-export: create, write, read, list, lease and set metadata on blob containers and blobs; no delete of any kind.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: exporterActions
+        notActions: []
+        dataActions: exporterDataActions
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+var exporterRoleId = createRole ? exporterRole.id : exporterRoleDefinitionId
+
 // entra-export: data blobs, container metadata (checkpoints, run reports), leases, state blobs.
 resource logWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: logStorage
-  name: guid(logStorage.id, principalId, storageBlobDataContributor)
+  name: guid(logStorage.id, principalId, 'entra-export-log-writer')
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
-    description: 'entra-export writes log blobs and checkpoints'
+    roleDefinitionId: exporterRoleId
+    description: 'entra-export writes log blobs and checkpoints; cannot delete'
   }
 }
 
@@ -102,3 +162,5 @@ resource deployer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!em
     description: 'Uploads entra-export packages to the deployments container'
   }
 }
+
+output exporterRoleDefinitionId string = exporterRoleId
