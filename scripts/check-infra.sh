@@ -4,12 +4,17 @@
 #   1. tools      pinned Python tools into .venv-infra (infra/tools-requirements.txt +
 #                 infra/tools-constraints.txt); shellcheck from Debian if missing
 #   2. bicep      every infra/**/*.bicep parses (pycep and tree-sitter-bicep), module calls and
-#                 outputs line up, the parameters example fits, every src/config.rs variable is an
-#                 app setting, no hard-coded cloud suffixes, every checkov skip has a reason
+#                 outputs line up, the parameters example fits, each hosting plan's app settings
+#                 match src/config.rs (timeouts and budget included), no listKeys on the keyless
+#                 plans, the exporter's custom role has no delete action, the lifecycle rule,
+#                 alert rules, workbook and inbound restrictions exist, no hard-coded cloud
+#                 suffixes, every checkov skip has a reason (scripts/check_infra.py)
 #   3. checkov    static IaC scan of infra/ (framework bicep): no failed check
 #   4. shellcheck infra/*.sh and this project's deployment scripts
 #   5. grant      scripts/test-grant-graph-permissions.sh (fake az: lookups, idempotence)
 #   6. snowflake  scripts/check-snowflake-sql.sh (DuckDB runs the docs/snowflake.md query shapes)
+#   7. sas-rotate scripts/test-snowflake-sas-rotate.sh (fake az, curl, snow, snowsql: the
+#                 user-delegation SAS rotation for Snowflake stages, --dry-run included)
 #
 # Exits non-zero if any step fails; ends with `check-infra: N passed, M failed` (steps).
 set -euo pipefail
@@ -74,7 +79,8 @@ run_shellcheck() {
   local files=(infra/*.sh)
   local f
   for f in scripts/package.sh scripts/test-package.sh scripts/check-infra.sh \
-    scripts/check-snowflake-sql.sh scripts/test-grant-graph-permissions.sh; do
+    scripts/check-snowflake-sql.sh scripts/test-grant-graph-permissions.sh \
+    scripts/snowflake-sas-rotate.sh scripts/test-snowflake-sas-rotate.sh; do
     [[ -f "$f" ]] && files+=("$f")
   done
   shellcheck --version | sed -n 2p
@@ -91,6 +97,7 @@ step checkov run_checkov
 step shellcheck run_shellcheck
 step grant env INFRA_PYTHON="$venv/bin/python" scripts/test-grant-graph-permissions.sh
 step snowflake env INFRA_VENV="$venv" scripts/check-snowflake-sql.sh
+step sas-rotate scripts/test-snowflake-sas-rotate.sh
 
 echo "== check-infra: $((SECONDS - started)) s in all"
 if [[ $steps_failed -gt 0 ]]; then
