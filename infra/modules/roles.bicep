@@ -92,7 +92,8 @@ resource exporterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if 
   }
 }
 
-var exporterRoleId = createRole ? exporterRole.id : exporterRoleDefinitionId
+// Custom roles live at the subscription: a role assignment takes the subscription-level id.
+var exporterRoleId = createRole ? subscriptionResourceId('Microsoft.Authorization/roleDefinitions', exporterRole.name) : exporterRoleDefinitionId
 
 // entra-export: data blobs, container metadata (checkpoints, run reports), leases, state blobs.
 resource logWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -104,6 +105,9 @@ resource logWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: exporterRoleId
     description: 'entra-export writes log blobs and checkpoints; cannot delete'
   }
+  dependsOn: [
+    exporterRole
+  ]
 }
 
 // Functions host: timer status and locks (blob), plus queue/table as in Microsoft's identity-based
