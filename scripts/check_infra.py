@@ -497,7 +497,7 @@ def check_inbound() -> None:
         code = strip_comments((INFRA / "modules" / name).read_text())
         check(f"inbound: {name}: the app denies by default and allows operatorIpRanges",
               "ipSecurityRestrictions: allowRules" in code and "ipSecurityRestrictionsDefaultAction: 'Deny'" in code
-              and "for (range, i) in operatorIpRanges" in code)
+              and "for (cidr, i) in operatorIpRanges" in code)
         check(f"inbound: {name}: the SCM site has its own rules, denying by default",
               "scmIpSecurityRestrictionsUseMain: false" in code
               and "scmIpSecurityRestrictions: scmAllowAllNetworks ? [] : allowRules" in code

@@ -69,8 +69,8 @@ var settingsList = [for s in items(namedSettings): {
 }]
 var appSettings = filter(settingsList, s => !empty(s.value))
 
-var allowRules = [for (range, i) in operatorIpRanges: {
-  ipAddress: range
+var allowRules = [for (cidr, i) in operatorIpRanges: {
+  ipAddress: cidr
   action: 'Allow'
   priority: 100 + i
   name: 'operator-${i}'

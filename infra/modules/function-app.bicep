@@ -131,8 +131,8 @@ var appSettings = concat(filter(settingsList, s => !empty(s.value)), keySettings
 
 // Inbound access restrictions: the listed operator ranges, everything else denied (main site and
 // SCM site alike, unless scmAllowAllNetworks).
-var allowRules = [for (range, i) in operatorIpRanges: {
-  ipAddress: range
+var allowRules = [for (cidr, i) in operatorIpRanges: {
+  ipAddress: cidr
   action: 'Allow'
   priority: 100 + i
   name: 'operator-${i}'
