@@ -24,10 +24,41 @@ pub struct SimConfig {
     pub live_for: Duration,
     /// Directory audit records per hour of event time.
     pub audit_per_hour: u32,
-    /// Sign-in records per hour of event time.
+    /// Interactive user sign-in records per hour of event time (the `signIns` stream).
     pub signin_per_hour: u32,
+    /// Non-interactive user sign-ins per hour (`beta/auditLogs/signIns` with the
+    /// `nonInteractiveUser` type filter). Default 0: the stream exists but is empty.
+    pub noninteractive_per_hour: u32,
+    /// Service-principal sign-ins per hour (type filter `servicePrincipal`). Default 0.
+    pub service_principal_per_hour: u32,
+    /// Managed-identity sign-ins per hour (type filter `managedIdentity`). Default 0.
+    pub managed_identity_per_hour: u32,
+    /// Provisioning events per hour (`auditLogs/provisioning`). Default 0.
+    pub provisioning_per_hour: u32,
+    /// Risk detections per hour of `detectedDateTime` (`identityProtection/riskDetections`).
+    /// Default 0.
+    pub risk_detections_per_hour: u32,
+    /// Service-principal risk detections per hour
+    /// (`identityProtection/servicePrincipalRiskDetections`). Default 0.
+    pub sp_risk_detections_per_hour: u32,
     /// Delay between a record's event time and the moment the API starts returning it.
     pub lateness: Lateness,
+    /// Per-stream replacements of `lateness` (the first entry for a stream wins), e.g.
+    /// non-interactive sign-ins published later than interactive ones.
+    pub stream_lateness: Vec<(Resource, Lateness)>,
+    /// Streams that answer every list request with 403 from the start (the first entry for a
+    /// stream wins); change at run time with [`crate::Sim::set_refusal`] or
+    /// `POST /_sim/refusal`.
+    pub refusals: Vec<(Resource, Refusal)>,
+    /// Whether the tenant has Entra ID P2 (and Workload ID Premium). `false`: both Identity
+    /// Protection streams answer 403 `Forbidden` "Your tenant is not licensed for this feature."
+    /// (unless `refusals` says otherwise for a stream).
+    pub p2_licence: bool,
+    /// Fraction (0..=1) of the non-interactive, service-principal and managed-identity sign-ins
+    /// that reuse the `id` of an interactive sign-in. Ids are unique only within a stream (Graph
+    /// documents no uniqueness across sign-in types), so a client that dedupes across streams
+    /// loses these. Default 0.
+    pub shared_id_fraction: f64,
     /// Fraction (0..=1) of sign-ins that are published a second time, with the same `id` and
     /// changed content (`riskLevelAggregated`, `riskState`, `riskEventTypes`).
     pub republish_fraction: f64,
@@ -66,7 +97,17 @@ impl Default for SimConfig {
             live_for: Duration::from_secs(3600),
             audit_per_hour: 60,
             signin_per_hour: 240,
+            noninteractive_per_hour: 0,
+            service_principal_per_hour: 0,
+            managed_identity_per_hour: 0,
+            provisioning_per_hour: 0,
+            risk_detections_per_hour: 0,
+            sp_risk_detections_per_hour: 0,
             lateness: Lateness::None,
+            stream_lateness: Vec::new(),
+            refusals: Vec::new(),
+            p2_licence: true,
+            shared_id_fraction: 0.0,
             republish_fraction: 0.0,
             republish_delay: Lateness::Uniform {
                 min: Duration::from_secs(60),
@@ -84,6 +125,43 @@ impl Default for SimConfig {
             short_page_probability: 0.0,
             faults: Vec::new(),
         }
+    }
+}
+
+impl SimConfig {
+    /// Generated records per hour of event time for `resource`.
+    pub fn per_hour(&self, resource: Resource) -> u32 {
+        match resource {
+            Resource::DirectoryAudits => self.audit_per_hour,
+            Resource::SignIns => self.signin_per_hour,
+            Resource::NonInteractiveSignIns => self.noninteractive_per_hour,
+            Resource::ServicePrincipalSignIns => self.service_principal_per_hour,
+            Resource::ManagedIdentitySignIns => self.managed_identity_per_hour,
+            Resource::Provisioning => self.provisioning_per_hour,
+            Resource::RiskDetections => self.risk_detections_per_hour,
+            Resource::ServicePrincipalRiskDetections => self.sp_risk_detections_per_hour,
+        }
+    }
+
+    /// The visibility delay of `resource`'s records: its `stream_lateness` entry, else `lateness`.
+    pub fn lateness_of(&self, resource: Resource) -> &Lateness {
+        self.stream_lateness
+            .iter()
+            .find(|(stream, _)| *stream == resource)
+            .map_or(&self.lateness, |(_, lateness)| lateness)
+    }
+
+    /// The 403 a stream answers at start: its `refusals` entry, else a licence refusal for the
+    /// Identity Protection streams when `p2_licence` is false.
+    pub fn initial_refusal(&self, resource: Resource) -> Option<Refusal> {
+        if let Some((_, refusal)) = self.refusals.iter().find(|(stream, _)| *stream == resource) {
+            return Some(*refusal);
+        }
+        let identity_protection = matches!(
+            resource,
+            Resource::RiskDetections | Resource::ServicePrincipalRiskDetections
+        );
+        (identity_protection && !self.p2_licence).then_some(Refusal::Licence)
     }
 }
 
@@ -123,47 +201,171 @@ pub enum RetryAfterStyle {
     HttpDate,
 }
 
-/// The two log collections the simulator serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The log streams the simulator serves, each with its own records, ids and truth.
+///
+/// The four sign-in streams share the path `auditLogs/signIns`: v1.0 serves only
+/// [`Resource::SignIns`]; beta picks the stream from
+/// `signInEventTypes/any(t: t eq '<type>')` in `$filter` (interactive without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resource {
     /// `/auditLogs/directoryAudits`, time field `activityDateTime`.
     DirectoryAudits,
-    /// `/auditLogs/signIns`, time field `createdDateTime`.
+    /// `/auditLogs/signIns`: interactive user sign-ins, time field `createdDateTime`.
     SignIns,
+    /// `/beta/auditLogs/signIns` with the `nonInteractiveUser` type filter.
+    NonInteractiveSignIns,
+    /// `/beta/auditLogs/signIns` with the `servicePrincipal` type filter.
+    ServicePrincipalSignIns,
+    /// `/beta/auditLogs/signIns` with the `managedIdentity` type filter.
+    ManagedIdentitySignIns,
+    /// `/auditLogs/provisioning`, time field `activityDateTime` (`eq`, `gt`, `lt` only).
+    Provisioning,
+    /// `/identityProtection/riskDetections`, time field `detectedDateTime`.
+    RiskDetections,
+    /// `/identityProtection/servicePrincipalRiskDetections`, time field `detectedDateTime`.
+    ServicePrincipalRiskDetections,
 }
 
 impl Resource {
-    /// The path segment after `auditLogs/`, as Graph spells it.
-    pub fn segment(self) -> &'static str {
+    /// Every stream, in a fixed order.
+    pub const ALL: [Resource; 8] = [
+        Resource::DirectoryAudits,
+        Resource::SignIns,
+        Resource::NonInteractiveSignIns,
+        Resource::ServicePrincipalSignIns,
+        Resource::ManagedIdentitySignIns,
+        Resource::Provisioning,
+        Resource::RiskDetections,
+        Resource::ServicePrincipalRiskDetections,
+    ];
+
+    /// The stream's name in control-endpoint arguments, fault specs and command-line flags:
+    /// `directoryAudits`, `signIns`, `nonInteractiveUser`, `servicePrincipal`, `managedIdentity`,
+    /// `provisioning`, `riskDetections`, `servicePrincipalRiskDetections`.
+    pub fn name(self) -> &'static str {
         match self {
             Resource::DirectoryAudits => "directoryAudits",
             Resource::SignIns => "signIns",
+            Resource::NonInteractiveSignIns => "nonInteractiveUser",
+            Resource::ServicePrincipalSignIns => "servicePrincipal",
+            Resource::ManagedIdentitySignIns => "managedIdentity",
+            Resource::Provisioning => "provisioning",
+            Resource::RiskDetections => "riskDetections",
+            Resource::ServicePrincipalRiskDetections => "servicePrincipalRiskDetections",
         }
     }
 
-    /// The name of the record's time field.
+    /// The last path segment, as Graph spells it (`signIns` for every sign-in stream).
+    pub fn segment(self) -> &'static str {
+        self.path().rsplit('/').next().unwrap_or("")
+    }
+
+    /// The path after the version, e.g. `auditLogs/signIns` or
+    /// `identityProtection/riskDetections`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Resource::DirectoryAudits => "auditLogs/directoryAudits",
+            Resource::SignIns
+            | Resource::NonInteractiveSignIns
+            | Resource::ServicePrincipalSignIns
+            | Resource::ManagedIdentitySignIns => "auditLogs/signIns",
+            Resource::Provisioning => "auditLogs/provisioning",
+            Resource::RiskDetections => "identityProtection/riskDetections",
+            Resource::ServicePrincipalRiskDetections => {
+                "identityProtection/servicePrincipalRiskDetections"
+            }
+        }
+    }
+
+    /// The `signInEventTypes` value of a sign-in stream (`interactiveUser`, ...), else `None`.
+    pub fn sign_in_event_type(self) -> Option<&'static str> {
+        match self {
+            Resource::SignIns => Some("interactiveUser"),
+            Resource::NonInteractiveSignIns => Some("nonInteractiveUser"),
+            Resource::ServicePrincipalSignIns => Some("servicePrincipal"),
+            Resource::ManagedIdentitySignIns => Some("managedIdentity"),
+            _ => None,
+        }
+    }
+
+    /// The sign-in stream of a `signInEventTypes` value (case-sensitive, as Graph's filters are).
+    pub fn from_sign_in_event_type(value: &str) -> Option<Resource> {
+        [
+            Resource::SignIns,
+            Resource::NonInteractiveSignIns,
+            Resource::ServicePrincipalSignIns,
+            Resource::ManagedIdentitySignIns,
+        ]
+        .into_iter()
+        .find(|resource| resource.sign_in_event_type() == Some(value))
+    }
+
+    /// The name of the record's time field: the one `$filter` and `$orderby` use.
     pub fn time_field(self) -> &'static str {
         match self {
-            Resource::DirectoryAudits => "activityDateTime",
-            Resource::SignIns => "createdDateTime",
+            Resource::DirectoryAudits | Resource::Provisioning => "activityDateTime",
+            Resource::SignIns
+            | Resource::NonInteractiveSignIns
+            | Resource::ServicePrincipalSignIns
+            | Resource::ManagedIdentitySignIns => "createdDateTime",
+            Resource::RiskDetections | Resource::ServicePrincipalRiskDetections => {
+                "detectedDateTime"
+            }
         }
     }
 
-    /// Parses a path segment or a control-endpoint argument, case-insensitively.
+    /// Parses a stream name ([`Resource::name`]), a sign-in event type (`interactiveUser` is
+    /// `signIns`) or a path segment, case-insensitively.
     pub fn from_segment(segment: &str) -> Option<Resource> {
-        if segment.eq_ignore_ascii_case("directoryAudits") {
-            Some(Resource::DirectoryAudits)
-        } else if segment.eq_ignore_ascii_case("signIns") {
-            Some(Resource::SignIns)
-        } else {
-            None
+        if segment.eq_ignore_ascii_case("interactiveUser") {
+            return Some(Resource::SignIns);
         }
+        Resource::ALL
+            .into_iter()
+            .find(|resource| resource.name().eq_ignore_ascii_case(segment))
+    }
+
+    /// Same as [`Resource::from_segment`].
+    pub fn from_name(name: &str) -> Option<Resource> {
+        Resource::from_segment(name)
     }
 
     pub(crate) fn index(self) -> usize {
+        Resource::ALL
+            .iter()
+            .position(|resource| *resource == self)
+            .expect("every resource is in ALL")
+    }
+}
+
+/// Why a stream answers 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The tenant lacks the licence. Audit, sign-in and provisioning streams answer
+    /// `Authentication_RequestFromNonPremiumTenantOrB2CTenant` "Neither tenant is B2C or tenant
+    /// doesn't have premium license"; the Identity Protection streams answer `Forbidden` "Your
+    /// tenant is not licensed for this feature."
+    Licence,
+    /// The application lacks a permission (for example `Directory.Read.All` for provisioning):
+    /// `Authorization_RequestDenied` "Insufficient privileges to complete the operation."
+    Permission,
+}
+
+impl Refusal {
+    /// Parses `licence` (or `license`) and `permission`.
+    pub fn from_name(name: &str) -> Option<Refusal> {
+        match name.to_ascii_lowercase().as_str() {
+            "licence" | "license" => Some(Refusal::Licence),
+            "permission" => Some(Refusal::Permission),
+            _ => None,
+        }
+    }
+
+    /// `licence` or `permission`.
+    pub fn name(self) -> &'static str {
         match self {
-            Resource::DirectoryAudits => 0,
-            Resource::SignIns => 1,
+            Refusal::Licence => "licence",
+            Refusal::Permission => "permission",
         }
     }
 }
@@ -178,7 +380,8 @@ impl Resource {
 pub struct Fault {
     /// What happens.
     pub kind: FaultKind,
-    /// Which collection, or both.
+    /// Which stream, or all. A beta sign-in request that reads two streams (`interactiveUser or
+    /// nonInteractiveUser`) matches a fault on either.
     pub resource: Option<Resource>,
     /// How many matching requests are candidates.
     pub first_n: Option<u32>,
@@ -192,7 +395,7 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// A fault of `kind` on every list request of both collections, probability 1.
+    /// A fault of `kind` on every list request of every stream, probability 1.
     pub fn new(kind: FaultKind) -> Fault {
         Fault {
             kind,
@@ -204,7 +407,7 @@ impl Fault {
         }
     }
 
-    /// Restricts the fault to one collection.
+    /// Restricts the fault to one stream.
     pub fn on(mut self, resource: Resource) -> Fault {
         self.resource = Some(resource);
         self

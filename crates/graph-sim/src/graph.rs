@@ -1,11 +1,13 @@
-//! The Graph server: `GET /{v1.0|beta}/auditLogs/{directoryAudits|signIns}` with bearer-token
-//! checks, per-client throttling, injected faults and paging, plus the unauthenticated control
-//! endpoints `/_sim/counters` and `/_sim/truth`.
+//! The Graph server: `GET /{v1.0|beta}/auditLogs/{directoryAudits|signIns|provisioning}` and
+//! `GET /{v1.0|beta}/identityProtection/{riskDetections|servicePrincipalRiskDetections}` with
+//! bearer-token checks, per-client throttling, per-stream refusals, injected faults and paging,
+//! plus the unauthenticated control endpoints `/_sim/counters`, `/_sim/truth`, `/_sim/streams`
+//! and `POST /_sim/refusal`.
 //!
-//! Order of checks for a list request: token (401), throttle (429), query options (400), retention
-//! (400), skiptoken (400), `$select` (400), injected fault, then the page, after the configured
-//! latency. Throttled requests do not consume budget; every request that passes the throttle does,
-//! whatever its outcome.
+//! Order of checks for a list request: token (401), throttle (429), query options (400), stream
+//! refusal (403), retention (400), skiptoken (400), `$select` (400), injected fault, then the page,
+//! after the configured latency. Throttled requests do not consume budget; every request that
+//! passes the throttle does, whatever its outcome.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,19 +19,19 @@ use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::config::{FaultKind, Resource, RetryAfterStyle};
-use crate::query::{ListQuery, SkipToken, next_link_query, parse_list_query};
-use crate::render::{RenderContext, write_audit, write_signin};
+use crate::config::{FaultKind, Refusal, Resource, RetryAfterStyle};
+use crate::query::{Endpoint, ListQuery, OrderModel, SkipToken, next_link_query, parse_list_query};
+use crate::render::{RenderContext, write_record};
 use crate::serve::ConnectionKill;
-use crate::store::{Item, Selection, duration_ns};
+use crate::store::{Cursor, Item, Selection, compare_items, duration_ns};
 use crate::timefmt::{format_timestamp, parse_filter_literal, to_ns};
-use crate::{Shared, new_guid};
+use crate::{STREAM_FORBIDDEN, STREAM_PAGES, STREAM_RECORDS, STREAM_REQUESTS, Shared, new_guid};
 
 /// Graph's content type for OData JSON responses.
 const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
@@ -45,6 +47,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_sim/counters", get(counters))
         .route("/_sim/truth", get(truth))
+        .route("/_sim/streams", get(streams))
+        .route("/_sim/refusal", post(set_refusal))
         .fallback(dispatch)
         .with_state(shared)
 }
@@ -53,20 +57,30 @@ async fn counters(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.counters.snapshot()).into_response()
 }
 
+/// The stream names control endpoints accept.
+fn stream_names() -> String {
+    let names: Vec<&str> = Resource::ALL
+        .iter()
+        .map(|resource| resource.name())
+        .collect();
+    names.join(", ")
+}
+
 #[derive(Deserialize)]
 struct TruthParams {
-    resource: String,
+    resource: Option<String>,
+    stream: Option<String>,
     start: Option<String>,
     end: Option<String>,
 }
 
+/// `GET /_sim/truth?resource=<stream>&start=<iso>&end=<iso>` (`stream=` works too): the ids,
+/// times, visibility and version of one stream's records visible now, by time then id.
 async fn truth(State(shared): State<Arc<Shared>>, Query(params): Query<TruthParams>) -> Response {
-    let Some(resource) = Resource::from_segment(&params.resource) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "resource must be signIns or directoryAudits",
-        )
-            .into_response();
+    let name = params.stream.as_deref().or(params.resource.as_deref());
+    let Some(resource) = name.and_then(Resource::from_name) else {
+        let message = format!("resource (or stream) must be one of {}", stream_names());
+        return (StatusCode::BAD_REQUEST, message).into_response();
     };
     let parse = |value: &Option<String>, default: i64| match value {
         None => Some(default),
@@ -94,6 +108,74 @@ async fn truth(State(shared): State<Arc<Shared>>, Query(params): Query<TruthPara
         })
         .collect();
     axum::Json(records).into_response()
+}
+
+/// `GET /_sim/streams`: every stream with its request path, type filter, time field, number of
+/// generated records and current refusal.
+async fn streams(State(shared): State<Arc<Shared>>) -> Response {
+    let streams: Vec<serde_json::Value> = Resource::ALL
+        .iter()
+        .map(|resource| {
+            let collection = &shared.collections[resource.index()];
+            let injected = collection.injected.read().expect("injected lock").len();
+            let filter = match resource {
+                Resource::SignIns => None,
+                other => other
+                    .sign_in_event_type()
+                    .map(|kind| format!("signInEventTypes/any(t: t eq '{kind}')")),
+            };
+            let version = if filter.is_some() { "beta" } else { "v1.0" };
+            json!({
+                "name": resource.name(),
+                "path": format!("/{version}/{}", resource.path()),
+                "filter": filter,
+                "time_field": resource.time_field(),
+                "generated": collection.generated.len(),
+                "injected": injected,
+                "refusal": shared.refusal(*resource).map(Refusal::name),
+            })
+        })
+        .collect();
+    axum::Json(streams).into_response()
+}
+
+#[derive(Deserialize)]
+struct RefusalParams {
+    stream: Option<String>,
+    resource: Option<String>,
+    refusal: Option<String>,
+}
+
+/// `POST /_sim/refusal?stream=<stream>&refusal=licence|permission|none`: makes a stream answer
+/// 403 (or serve again) from the next request on.
+async fn set_refusal(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<RefusalParams>,
+) -> Response {
+    let name = params.stream.as_deref().or(params.resource.as_deref());
+    let Some(resource) = name.and_then(Resource::from_name) else {
+        let message = format!("stream must be one of {}", stream_names());
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    };
+    let refusal = match params.refusal.as_deref().unwrap_or("licence") {
+        "none" | "off" => None,
+        other => match Refusal::from_name(other) {
+            Some(refusal) => Some(refusal),
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "refusal must be licence, permission or none",
+                )
+                    .into_response();
+            }
+        },
+    };
+    shared.set_refusal(resource, refusal);
+    axum::Json(json!({
+        "stream": resource.name(),
+        "refusal": refusal.map(Refusal::name),
+    }))
+    .into_response()
 }
 
 /// Ids echoed in every Graph response.
@@ -133,13 +215,11 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             );
         }
     };
-    let resource = match segments.as_slice() {
-        [_, logs, segment] if logs.eq_ignore_ascii_case("auditLogs") => {
-            Resource::from_segment(segment)
-        }
+    let endpoint = match segments.as_slice() {
+        [_, group, segment] => Endpoint::from_path(group, segment),
         _ => None,
     };
-    let Some(resource) = resource else {
+    let Some(endpoint) = endpoint else {
         let last = segments.last().copied().unwrap_or("");
         let message = format!("Resource not found for the segment '{last}'.");
         return graph_error(
@@ -172,7 +252,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         .unwrap_or_else(|| shared.graph_base.clone());
     let request = ListRequest {
         beta,
-        resource,
+        endpoint,
         path: parts.uri.path().to_string(),
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         base: host,
@@ -182,7 +262,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
 
 struct ListRequest {
     beta: bool,
-    resource: Resource,
+    endpoint: Endpoint,
     path: String,
     raw_query: String,
     base: String,
@@ -209,7 +289,7 @@ async fn list(
         let retry_after = shared.retry_after(&client, delay, now_wall);
         return too_many_requests(&retry_after, now_wall, ids);
     }
-    let query = match parse_list_query(request.resource, &request.raw_query) {
+    let query = match parse_list_query(request.endpoint, request.beta, &request.raw_query) {
         Ok(query) => query,
         Err(error) => {
             return graph_error(
@@ -221,6 +301,17 @@ async fn list(
             );
         }
     };
+    for stream in &query.streams {
+        shared.counters.count_stream(*stream, STREAM_REQUESTS, 1);
+    }
+    let refused = query
+        .streams
+        .iter()
+        .find_map(|stream| shared.refusal(*stream).map(|refusal| (*stream, refusal)));
+    if let Some((stream, refusal)) = refused {
+        shared.counters.count_stream(stream, STREAM_FORBIDDEN, 1);
+        return forbidden(shared, stream, refusal, ids);
+    }
     let retention_start = now.saturating_sub(duration_ns(shared.config.retention));
     if query
         .lower_literal
@@ -234,7 +325,7 @@ async fn list(
             ids,
         );
     }
-    let fingerprint = query.fingerprint(request.resource, request.beta);
+    let fingerprint = query.fingerprint(request.endpoint, request.beta);
     let token = match &query.skiptoken {
         None => None,
         Some(text) => match SkipToken::decode(text) {
@@ -249,7 +340,12 @@ async fn list(
         },
     };
     if let Some(names) = &query.select {
-        let known = shared.known_properties(request.resource, request.beta);
+        let shape = query
+            .streams
+            .first()
+            .copied()
+            .unwrap_or(request.endpoint.stream());
+        let known = shared.known_properties(shape, request.beta);
         if let Some(unknown) = names.iter().find(|name| !known.contains(name)) {
             let error = crate::query::QueryError::Select(unknown.clone());
             return graph_error(
@@ -263,7 +359,7 @@ async fn list(
     }
 
     let fault = shared.pick_fault(
-        request.resource,
+        &query.streams,
         query.skiptoken.is_some(),
         query.window_ns(),
         (query.lo, query.hi),
@@ -295,6 +391,9 @@ async fn list(
         }
         Some(FaultKind::ExpiredSkiptoken) => return invalid_skip_token(shared, ids),
         Some(FaultKind::LicenceForbidden) => {
+            for stream in &query.streams {
+                shared.counters.count_stream(*stream, STREAM_FORBIDDEN, 1);
+            }
             return graph_error(
                 shared,
                 StatusCode::FORBIDDEN,
@@ -338,6 +437,13 @@ async fn list(
         .counters
         .records_served
         .fetch_add(page.records as u64, AtomicOrdering::Relaxed);
+    for (index, stream) in query.streams.iter().enumerate() {
+        shared.counters.count_stream(*stream, STREAM_PAGES, 1);
+        let records = page.per_stream.get(index).copied().unwrap_or(0);
+        shared
+            .counters
+            .count_stream(*stream, STREAM_RECORDS, records as u64);
+    }
     let body = if truncate {
         truncated_body(page.body)
     } else {
@@ -392,9 +498,62 @@ fn truncated_body(mut bytes: Vec<u8>) -> Body {
 pub(crate) struct Page {
     pub body: Vec<u8>,
     pub records: usize,
+    /// Records per stream of the query, in the order of [`ListQuery::streams`].
+    pub per_stream: Vec<usize>,
 }
 
 impl Shared {
+    /// Up to `limit` records of the query's streams after `after`, in the endpoint's order, each
+    /// with its stream, and whether more follow.
+    fn select_page<'a>(
+        &'a self,
+        endpoint: Endpoint,
+        streams: &[Resource],
+        injected: &'a [std::sync::RwLockReadGuard<'a, Vec<crate::store::Injected>>],
+        selection: &Selection,
+        limit: usize,
+    ) -> (Vec<(Resource, Item<'a>)>, bool) {
+        let select = |index: usize, wanted: usize| {
+            let stream = streams[index];
+            let collection = &self.collections[stream.index()];
+            let (items, more) = if endpoint.order_model() == OrderModel::Scrambled {
+                collection.select_scrambled(&injected[index], selection, wanted)
+            } else {
+                collection.select(&injected[index], selection, wanted)
+            };
+            (
+                items
+                    .into_iter()
+                    .map(|item| (stream, item))
+                    .collect::<Vec<_>>(),
+                more,
+            )
+        };
+        match streams.len() {
+            0 => (Vec::new(), false),
+            1 => select(0, limit),
+            _ => {
+                // Several streams (interactive and non-interactive sign-ins): merge their
+                // orders; records of different streams compare by time, id and sequence.
+                let mut merged: Vec<(Resource, Item<'a>)> = Vec::new();
+                for index in 0..streams.len() {
+                    merged.extend(select(index, limit + 1).0);
+                }
+                merged.sort_by(|(a_stream, a), (b_stream, b)| {
+                    let order = compare_items(*a_stream, a, *b_stream, b);
+                    if selection.descending {
+                        order.reverse()
+                    } else {
+                        order
+                    }
+                });
+                let more = merged.len() > limit;
+                merged.truncate(limit);
+                (merged, more)
+            }
+        }
+    }
+
     fn build_page(
         &self,
         request: &ListRequest,
@@ -403,8 +562,16 @@ impl Shared {
         now: i64,
         fingerprint: u64,
     ) -> Page {
-        let collection = &self.collections[request.resource.index()];
-        let injected = collection.injected.read().expect("injected lock");
+        let injected: Vec<_> = query
+            .streams
+            .iter()
+            .map(|stream| {
+                self.collections[stream.index()]
+                    .injected
+                    .read()
+                    .expect("injected lock")
+            })
+            .collect();
         let snapshot = token.as_ref().map_or(now, |token| token.snapshot);
         let after = token.and_then(|token| token.after);
         let probability = self.config.short_page_probability.clamp(0.0, 1.0);
@@ -423,15 +590,29 @@ impl Shared {
             after: after.as_ref(),
             snapshot,
         };
-        let (items, more) = collection.select(&injected, &selection, limit);
+        let (items, more) = self.select_page(
+            request.endpoint,
+            &query.streams,
+            &injected,
+            &selection,
+            limit,
+        );
+        let cursor_of = |(stream, item): &(Resource, Item)| -> Cursor {
+            let collection = &self.collections[stream.index()];
+            if request.endpoint.order_model() == OrderModel::Scrambled {
+                collection.scrambled_cursor_of(item)
+            } else {
+                collection.cursor_of(item)
+            }
+        };
 
         let version = if request.beta { "beta" } else { "v1.0" };
         let mut body = Vec::with_capacity(512 + items.len() * 2800);
         body.extend_from_slice(b"{\"@odata.context\":");
         let mut context = format!(
-            "{}/{version}/$metadata#auditLogs/{}",
+            "{}/{version}/$metadata#{}",
             request.base,
-            request.resource.segment()
+            request.endpoint.stream().path()
         );
         if let Some(names) = &query.select {
             context.push('(');
@@ -445,10 +626,7 @@ impl Shared {
                 issued: now,
                 snapshot,
                 query: fingerprint,
-                after: items
-                    .last()
-                    .map(|item| collection.cursor_of(item))
-                    .or(after),
+                after: items.last().map(cursor_of).or(after),
             };
             let link = format!(
                 "{}{}?{}",
@@ -464,10 +642,14 @@ impl Shared {
             tenant: &self.config.tenant,
             beta: request.beta,
         };
+        let mut per_stream = vec![0; query.streams.len()];
         let mut scratch = Vec::new();
-        for (index, item) in items.iter().enumerate() {
+        for (index, (stream, item)) in items.iter().enumerate() {
             if index > 0 {
                 body.push(b',');
+            }
+            if let Some(position) = query.streams.iter().position(|s| s == stream) {
+                per_stream[position] += 1;
             }
             let target = if query.select.is_some() {
                 scratch.clear();
@@ -476,12 +658,9 @@ impl Shared {
                 &mut body
             };
             match item {
-                Item::Generated(rec) => match request.resource {
-                    Resource::SignIns => {
-                        write_signin(target, rec, rec.republish_at <= snapshot, &context)
-                    }
-                    Resource::DirectoryAudits => write_audit(target, rec, &context),
-                },
+                Item::Generated(rec) => {
+                    write_record(target, *stream, rec, rec.republish_at <= snapshot, &context)
+                }
                 Item::Injected(rec) => target.extend_from_slice(rec.json.as_bytes()),
             }
             if let Some(names) = &query.select {
@@ -492,6 +671,7 @@ impl Shared {
         Page {
             body,
             records: items.len(),
+            per_stream,
         }
     }
 
@@ -572,7 +752,7 @@ impl Shared {
 
     fn pick_fault(
         &self,
-        resource: Resource,
+        streams: &[Resource],
         has_skiptoken: bool,
         window_ns: Option<i64>,
         (lo, hi): (i64, i64),
@@ -580,7 +760,7 @@ impl Shared {
         let mut state = self.faults.lock().expect("faults lock");
         let state = &mut *state;
         for (index, fault) in state.faults.iter().enumerate() {
-            if fault.resource.is_some_and(|only| only != resource) {
+            if fault.resource.is_some_and(|only| !streams.contains(&only)) {
                 continue;
             }
             if fault.kind == FaultKind::ExpiredSkiptoken && !has_skiptoken {
@@ -738,6 +918,28 @@ fn invalid_skip_token(shared: &Shared, ids: &ReplyIds) -> Response {
         "Invalid Skip Token",
         ids,
     )
+}
+
+/// The 403 of a refused stream.
+fn forbidden(shared: &Shared, stream: Resource, refusal: Refusal, ids: &ReplyIds) -> Response {
+    let identity_protection = matches!(
+        stream,
+        Resource::RiskDetections | Resource::ServicePrincipalRiskDetections
+    );
+    let (code, message) = match refusal {
+        Refusal::Permission => (
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ),
+        Refusal::Licence if identity_protection => {
+            ("Forbidden", "Your tenant is not licensed for this feature.")
+        }
+        Refusal::Licence => (
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Neither tenant is B2C or tenant doesn't have premium license",
+        ),
+    };
+    graph_error(shared, StatusCode::FORBIDDEN, code, message, ids)
 }
 
 fn unauthorized(shared: &Shared, message: &str, ids: &ReplyIds) -> Response {

@@ -1,5 +1,9 @@
-//! A local stand-in for Microsoft Graph's `/auditLogs/directoryAudits` and `/auditLogs/signIns`
-//! list APIs and for the Entra ID token endpoint, for tests, benchmarks and demos.
+//! A local stand-in for Microsoft Graph's log list APIs (`/auditLogs/directoryAudits`,
+//! `/auditLogs/signIns` with every sign-in event type, `/auditLogs/provisioning`,
+//! `/identityProtection/riskDetections` and `/identityProtection/servicePrincipalRiskDetections`)
+//! and for the Entra ID token endpoint, for tests, benchmarks and demos.
+//!
+//! Each log is a *stream* ([`Resource`]) with its own records, ids and truth.
 //!
 //! [`start`] binds two loopback servers: the Graph server (plain HTTP) and the token server
 //! (HTTPS with a CA generated at start, see [`Sim::ca_pem`]). Records are generated
@@ -37,7 +41,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Fault, FaultKind, Lateness, Resource, RetryAfterStyle, SimConfig, Throttle};
+pub use config::{
+    Fault, FaultKind, Lateness, Refusal, Resource, RetryAfterStyle, SimConfig, Throttle,
+};
 
 use store::{Collection, Injected, Item, Selection};
 use timefmt::{from_ns, parse_record_time, to_ns};
@@ -47,7 +53,7 @@ use timefmt::{from_ns, parse_record_time, to_ns};
 pub struct Counters {
     /// Requests to the Graph server (control endpoints excluded).
     pub requests: u64,
-    /// Requests whose path is one of the two list endpoints.
+    /// Requests whose path is one of the list endpoints.
     pub list_requests: u64,
     /// 429 responses.
     pub throttled: u64,
@@ -71,6 +77,22 @@ pub struct Counters {
     pub records_served: u64,
     /// The most requests one client had accepted (not throttled) within any 10 s.
     pub max_requests_in_any_10s_window: u64,
+    /// Per stream ([`Resource::name`]): list requests that reached the stream (past the token
+    /// check and the throttle, with a valid query), pages served and records in them, and 403s.
+    pub streams: std::collections::BTreeMap<String, StreamCounters>,
+}
+
+/// What one stream served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StreamCounters {
+    /// List requests that selected this stream.
+    pub requests: u64,
+    /// Pages answered with 200.
+    pub pages_served: u64,
+    /// Records in those pages.
+    pub records_served: u64,
+    /// 403 answers (refusals and injected licence faults).
+    pub forbidden: u64,
 }
 
 #[derive(Default)]
@@ -88,9 +110,21 @@ pub(crate) struct CounterCells {
     pub pages_served: AtomicU64,
     pub records_served: AtomicU64,
     pub max_requests_in_any_10s_window: AtomicU64,
+    /// Per stream, in [`Resource::ALL`] order: requests, pages, records, forbidden.
+    pub streams: [[AtomicU64; 4]; Resource::ALL.len()],
 }
 
+/// Indexes into [`CounterCells::streams`].
+pub(crate) const STREAM_REQUESTS: usize = 0;
+pub(crate) const STREAM_PAGES: usize = 1;
+pub(crate) const STREAM_RECORDS: usize = 2;
+pub(crate) const STREAM_FORBIDDEN: usize = 3;
+
 impl CounterCells {
+    pub(crate) fn count_stream(&self, resource: Resource, cell: usize, amount: u64) {
+        self.streams[resource.index()][cell].fetch_add(amount, AtomicOrdering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Counters {
         let read = |cell: &AtomicU64| cell.load(AtomicOrdering::Relaxed);
         Counters {
@@ -107,6 +141,19 @@ impl CounterCells {
             pages_served: read(&self.pages_served),
             records_served: read(&self.records_served),
             max_requests_in_any_10s_window: read(&self.max_requests_in_any_10s_window),
+            streams: Resource::ALL
+                .iter()
+                .map(|resource| {
+                    let cells = &self.streams[resource.index()];
+                    let counters = StreamCounters {
+                        requests: read(&cells[STREAM_REQUESTS]),
+                        pages_served: read(&cells[STREAM_PAGES]),
+                        records_served: read(&cells[STREAM_RECORDS]),
+                        forbidden: read(&cells[STREAM_FORBIDDEN]),
+                    };
+                    (resource.name().to_string(), counters)
+                })
+                .collect(),
         }
     }
 }
@@ -116,7 +163,8 @@ impl CounterCells {
 pub struct TruthRecord {
     /// The record's `id` (empty for an injected record without a string id).
     pub id: String,
-    /// Its event time (`activityDateTime` / `createdDateTime`).
+    /// Its time: the stream's time field (`activityDateTime`, `createdDateTime` or
+    /// `detectedDateTime`).
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     /// When the API starts returning it.
@@ -139,7 +187,8 @@ pub(crate) struct FaultState {
 pub(crate) struct Shared {
     pub config: SimConfig,
     pub graph_base: String,
-    pub collections: [Collection; 2],
+    /// One per stream, in [`Resource::ALL`] order.
+    pub collections: Vec<Collection>,
     pub tokens: Mutex<HashMap<String, token::IssuedToken>>,
     pub clients: Mutex<HashMap<String, graph::ClientState>>,
     pub faults: Mutex<FaultState>,
@@ -147,22 +196,32 @@ pub(crate) struct Shared {
     pub counters: CounterCells,
     pub random: Mutex<ChaCha8Rng>,
     pub inject_sequence: AtomicU64,
-    pub properties: [[Vec<String>; 2]; 2],
+    /// Per stream, the top-level property names of a v1.0 and a beta record.
+    pub properties: Vec<[Vec<String>; 2]>,
+    /// Per stream, the 403 it answers now, if any.
+    pub refusals: Mutex<[Option<Refusal>; Resource::ALL.len()]>,
 }
 
 impl Shared {
     fn new(config: SimConfig, start_ns: i64, graph_base: String) -> Shared {
-        let collections = [
-            Collection::new(Resource::DirectoryAudits, &config, start_ns),
-            Collection::new(Resource::SignIns, &config, start_ns),
-        ];
+        // The other sign-in streams may reuse interactive ids (`shared_id_fraction`).
+        let interactive = Collection::new(Resource::SignIns, &config, start_ns, &[]);
+        let mut collections: Vec<Collection> = Resource::ALL
+            .iter()
+            .filter(|resource| **resource != Resource::SignIns)
+            .map(|resource| Collection::new(*resource, &config, start_ns, &interactive.generated))
+            .collect();
+        collections.insert(Resource::SignIns.index(), interactive);
         let faults = FaultState {
             matched: vec![0; config.faults.len()],
             faults: config.faults.clone(),
             random: ChaCha8Rng::seed_from_u64(config.seed ^ 0xFA17),
         };
-        let properties = [Resource::DirectoryAudits, Resource::SignIns]
-            .map(|resource| [false, true].map(|beta| sample_properties(resource, beta)));
+        let properties = Resource::ALL
+            .iter()
+            .map(|resource| [false, true].map(|beta| sample_properties(*resource, beta)))
+            .collect();
+        let refusals = Resource::ALL.map(|resource| config.initial_refusal(resource));
         Shared {
             page_latency_ns: AtomicU64::new(store::duration_ns(config.page_latency) as u64),
             random: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed ^ 0x5407)),
@@ -174,6 +233,7 @@ impl Shared {
             counters: CounterCells::default(),
             inject_sequence: AtomicU64::new(1),
             properties,
+            refusals: Mutex::new(refusals),
             config,
         }
     }
@@ -184,6 +244,15 @@ impl Shared {
 
     pub(crate) fn known_properties(&self, resource: Resource, beta: bool) -> &[String] {
         &self.properties[resource.index()][usize::from(beta)]
+    }
+
+    /// The 403 `resource` answers now, if any.
+    pub(crate) fn refusal(&self, resource: Resource) -> Option<Refusal> {
+        self.refusals.lock().expect("refusals lock")[resource.index()]
+    }
+
+    pub(crate) fn set_refusal(&self, resource: Resource, refusal: Option<Refusal>) {
+        self.refusals.lock().expect("refusals lock")[resource.index()] = refusal;
     }
 
     /// Records with `start <= time < end`, visible at `now` (all when `None`), in order, with
@@ -249,10 +318,7 @@ fn sample_properties(resource: Resource, beta: bool) -> Vec<String> {
     };
     let context = render::RenderContext { tenant: "", beta };
     let mut out = Vec::new();
-    match resource {
-        Resource::SignIns => render::write_signin(&mut out, &rec, false, &context),
-        Resource::DirectoryAudits => render::write_audit(&mut out, &rec, &context),
-    }
+    render::write_record(&mut out, resource, &rec, false, &context);
     match serde_json::from_slice::<serde_json::Value>(&out) {
         Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
         _ => Vec::new(),
@@ -291,6 +357,10 @@ pub async fn start_on(config: SimConfig, graph_port: u16, token_port: u16) -> an
         (0.0..=1.0).contains(&config.republish_fraction),
         "republish_fraction must be between 0 and 1"
     );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&config.shared_id_fraction),
+        "shared_id_fraction must be between 0 and 1"
+    );
     let graph_listener = TcpListener::bind(("127.0.0.1", graph_port)).await?;
     let token_listener = TcpListener::bind(("127.0.0.1", token_port)).await?;
     let graph_address = graph_listener.local_addr()?;
@@ -328,7 +398,7 @@ pub async fn start_on(config: SimConfig, graph_port: u16, token_port: u16) -> an
 }
 
 impl Sim {
-    /// The Graph root, `http://127.0.0.1:<port>` (append `/v1.0/auditLogs/signIns`).
+    /// The Graph root, `http://127.0.0.1:<port>` (append `/v1.0/auditLogs/signIns`, ...).
     pub fn graph_url(&self) -> String {
         format!("http://{}", self.graph_address)
     }
@@ -399,6 +469,18 @@ impl Sim {
         state.faults = faults;
     }
 
+    /// Makes `resource` answer every list request with 403 (`Some`), or serve again (`None`),
+    /// from the next request on. A request that reads two sign-in streams is refused when either
+    /// is.
+    pub fn set_refusal(&self, resource: Resource, refusal: Option<Refusal>) {
+        self.shared.set_refusal(resource, refusal);
+    }
+
+    /// The 403 `resource` answers now, if any.
+    pub fn refusal(&self, resource: Resource) -> Option<Refusal> {
+        self.shared.refusal(resource)
+    }
+
     /// Replaces the per-page latency.
     pub fn set_page_latency(&self, latency: Duration) {
         self.shared
@@ -408,8 +490,8 @@ impl Sim {
 
     /// Adds a hand-made record, returned verbatim once `visible_at` has passed.
     ///
-    /// Its position in time comes from its time field (`activityDateTime` / `createdDateTime`,
-    /// any precision, `Z` or an offset); when that is missing or malformed, `visible_at` is used
+    /// Its position in time comes from the stream's time field ([`Resource::time_field`], any
+    /// precision, `Z` or an offset); when that is missing or malformed, `visible_at` is used
     /// for filtering and ordering instead. A missing or non-string `id` sorts as the empty string.
     pub fn inject(
         &self,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use graph_sim::{
-    Fault, FaultKind, Lateness, Resource, RetryAfterStyle, SimConfig, Throttle, start_on,
+    Fault, FaultKind, Lateness, Refusal, Resource, RetryAfterStyle, SimConfig, Throttle, start_on,
 };
 
 /// A local Microsoft Graph audit/sign-in log API and Entra token endpoint.
@@ -39,12 +39,47 @@ struct Cli {
     /// Directory audit records per hour.
     #[arg(long, default_value_t = 60)]
     audit_per_hour: u32,
-    /// Sign-in records per hour.
+    /// Interactive user sign-ins per hour (the `signIns` stream).
     #[arg(long, default_value_t = 240)]
     signin_per_hour: u32,
+    /// Non-interactive user sign-ins per hour (beta, `nonInteractiveUser` type filter).
+    #[arg(long, default_value_t = 0)]
+    noninteractive_per_hour: u32,
+    /// Service-principal sign-ins per hour (beta, `servicePrincipal` type filter).
+    #[arg(long, default_value_t = 0)]
+    service_principal_per_hour: u32,
+    /// Managed-identity sign-ins per hour (beta, `managedIdentity` type filter).
+    #[arg(long, default_value_t = 0)]
+    managed_identity_per_hour: u32,
+    /// Provisioning events per hour (`auditLogs/provisioning`).
+    #[arg(long, default_value_t = 0)]
+    provisioning_per_hour: u32,
+    /// Risk detections per hour (`identityProtection/riskDetections`).
+    #[arg(long, default_value_t = 0)]
+    risk_detections_per_hour: u32,
+    /// Service-principal risk detections per hour
+    /// (`identityProtection/servicePrincipalRiskDetections`).
+    #[arg(long, default_value_t = 0)]
+    sp_risk_detections_per_hour: u32,
     /// Visibility delay: `none`, `fixed:<dur>` or `uniform:<min>..<max>`.
     #[arg(long, default_value = "none", value_parser = parse_lateness)]
     lateness: Lateness,
+    /// One stream's visibility delay, repeatable: `<stream>=<lateness>` (e.g.
+    /// `nonInteractiveUser=uniform:15m..30m`). Streams: directoryAudits, signIns,
+    /// nonInteractiveUser, servicePrincipal, managedIdentity, provisioning, riskDetections,
+    /// servicePrincipalRiskDetections.
+    #[arg(long = "stream-lateness", value_parser = parse_stream_lateness)]
+    stream_lateness: Vec<(Resource, Lateness)>,
+    /// Make a stream answer 403, repeatable: `<stream>[=licence|permission]` (default licence).
+    #[arg(long = "forbid", value_parser = parse_forbid)]
+    forbid: Vec<(Resource, Refusal)>,
+    /// The tenant has no Entra ID P2: both Identity Protection streams answer 403.
+    #[arg(long)]
+    no_p2: bool,
+    /// Fraction of non-interactive, service-principal and managed-identity sign-ins that reuse
+    /// an interactive sign-in's id.
+    #[arg(long, default_value_t = 0.0)]
+    shared_id_fraction: f64,
     /// Fraction of sign-ins re-published later with changed content.
     #[arg(long, default_value_t = 0.0)]
     republish_fraction: f64,
@@ -72,7 +107,7 @@ struct Cli {
     /// Probability that a page is cut short (still with a next link).
     #[arg(long, default_value_t = 0.0)]
     short_page_probability: f64,
-    /// A fault, repeatable: `<kind>[,resource=signIns|directoryAudits][,first=N][,p=0.5][,wider=1h]`
+    /// A fault, repeatable: `<kind>[,resource=<stream>][,first=N][,p=0.5][,wider=1h]`
     /// with kind `500`, `502`, `503`, `504`, `truncated`, `drop`, `stall=<dur>`, `expired-token`,
     /// `expired-skiptoken` or `licence`.
     #[arg(long = "fault", value_parser = parse_fault)]
@@ -118,7 +153,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         live_for: cli.live_for,
         audit_per_hour: cli.audit_per_hour,
         signin_per_hour: cli.signin_per_hour,
+        noninteractive_per_hour: cli.noninteractive_per_hour,
+        service_principal_per_hour: cli.service_principal_per_hour,
+        managed_identity_per_hour: cli.managed_identity_per_hour,
+        provisioning_per_hour: cli.provisioning_per_hour,
+        risk_detections_per_hour: cli.risk_detections_per_hour,
+        sp_risk_detections_per_hour: cli.sp_risk_detections_per_hour,
         lateness: cli.lateness,
+        stream_lateness: cli.stream_lateness,
+        refusals: cli.forbid,
+        p2_licence: !cli.no_p2,
+        shared_id_fraction: cli.shared_id_fraction,
         republish_fraction: cli.republish_fraction,
         republish_delay: cli.republish_delay,
         throttle: cli.throttle.0,
@@ -223,6 +268,28 @@ fn parse_lateness(text: &str) -> Result<Lateness, String> {
     ))
 }
 
+/// The names `--stream-lateness`, `--forbid` and a fault's `resource=` accept.
+fn parse_stream(name: &str) -> Result<Resource, String> {
+    Resource::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Resource::ALL.iter().map(|r| r.name()).collect();
+        format!("unknown stream `{name}` (one of {})", names.join(", "))
+    })
+}
+
+fn parse_stream_lateness(text: &str) -> Result<(Resource, Lateness), String> {
+    let (stream, lateness) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not <stream>=<lateness>"))?;
+    Ok((parse_stream(stream)?, parse_lateness(lateness)?))
+}
+
+fn parse_forbid(text: &str) -> Result<(Resource, Refusal), String> {
+    let (stream, refusal) = text.split_once('=').unwrap_or((text, "licence"));
+    let refusal = Refusal::from_name(refusal)
+        .ok_or_else(|| format!("`{refusal}` is not licence or permission"))?;
+    Ok((parse_stream(stream)?, refusal))
+}
+
 /// `--throttle`: a budget or `off` (a newtype, because clap reads `Option` as "may be absent").
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct ThrottleArg(Option<Throttle>);
@@ -276,12 +343,7 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
             .split_once('=')
             .ok_or_else(|| format!("`{part}` is not key=value"))?;
         match key {
-            "resource" => {
-                fault.resource = Some(
-                    Resource::from_segment(value)
-                        .ok_or_else(|| format!("unknown resource `{value}`"))?,
-                )
-            }
+            "resource" => fault.resource = Some(parse_stream(value)?),
             "first" => {
                 fault.first_n = Some(value.parse().map_err(|_| format!("bad first `{value}`"))?)
             }
@@ -326,5 +388,25 @@ mod tests {
                 .wider_than(Duration::from_secs(3600)))
         );
         assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(
+            parse_stream_lateness("nonInteractiveUser=fixed:15m"),
+            Ok((
+                Resource::NonInteractiveSignIns,
+                Lateness::Fixed(Duration::from_secs(900))
+            ))
+        );
+        assert_eq!(
+            parse_forbid("provisioning=permission"),
+            Ok((Resource::Provisioning, Refusal::Permission))
+        );
+        assert_eq!(
+            parse_forbid("riskDetections"),
+            Ok((Resource::RiskDetections, Refusal::Licence))
+        );
+        assert!(parse_forbid("signUps").is_err());
+        assert_eq!(
+            parse_fault("500,resource=managedIdentity").map(|fault| fault.resource),
+            Ok(Some(Resource::ManagedIdentitySignIns))
+        );
     }
 }

@@ -5,8 +5,16 @@
 //! buffer. Every string written here is ASCII without characters that need JSON escaping, except
 //! where an escape is written literally (the `modifiedProperties` values, as Graph does).
 
+use crate::config::Resource;
 use crate::store::Rec;
 use crate::timefmt::write_timestamp;
+
+mod streams;
+
+pub(crate) use streams::{
+    write_hex_id, write_provisioning, write_risk_detection, write_sp_risk_detection,
+    write_workload_signin,
+};
 
 /// A byte sink for ids and JSON: a page buffer or a fixed stack buffer.
 pub(crate) trait Sink {
@@ -329,8 +337,21 @@ fn write_ip(out: &mut Vec<u8>, mixer: &mut Mixer) {
     }
 }
 
-/// Appends one sign-in as JSON. `republished` selects version 1 of a re-published record.
+/// Appends one interactive sign-in as JSON. `republished` selects version 1 of a re-published
+/// record.
 pub(crate) fn write_signin(out: &mut Vec<u8>, rec: &Rec, republished: bool, ctx: &RenderContext) {
+    write_user_signin(out, rec, republished, ctx, true);
+}
+
+/// Appends one user sign-in as JSON: interactive, or non-interactive (`isInteractive` false,
+/// `signInEventTypes` `nonInteractiveUser`, no authentication steps: a token refresh).
+pub(crate) fn write_user_signin(
+    out: &mut Vec<u8>,
+    rec: &Rec,
+    republished: bool,
+    ctx: &RenderContext,
+    interactive: bool,
+) {
     let mut mixer = Mixer::new(rec.bits ^ SALT_CONTENT);
     let user = User {
         index: mixer.below(256),
@@ -345,7 +366,7 @@ pub(crate) fn write_signin(out: &mut Vec<u8>, rec: &Rec, republished: bool, ctx:
     } else {
         None
     };
-    let mfa = mixer.percent(40);
+    let mfa = mixer.percent(40) && interactive;
 
     out.put(b"{\"id\":\"");
     write_signin_id(out, rec.bits);
@@ -375,7 +396,11 @@ pub(crate) fn write_signin(out: &mut Vec<u8>, rec: &Rec, republished: bool, ctx:
     } else {
         b"notApplied".as_slice()
     });
-    out.put(b"\",\"isInteractive\":true,\"riskDetail\":\"none\",\"riskLevelAggregated\":\"");
+    out.put(if interactive {
+        b"\",\"isInteractive\":true,\"riskDetail\":\"none\",\"riskLevelAggregated\":\"".as_slice()
+    } else {
+        b"\",\"isInteractive\":false,\"riskDetail\":\"none\",\"riskLevelAggregated\":\"".as_slice()
+    });
     if republished {
         out.put(b"medium\",\"riskLevelDuringSignIn\":\"none\",\"riskState\":\"atRisk\",\"riskEventTypes\":[\"unfamiliarFeatures\"],\"riskEventTypes_v2\":[\"unfamiliarFeatures\"]");
     } else {
@@ -445,27 +470,35 @@ pub(crate) fn write_signin(out: &mut Vec<u8>, rec: &Rec, republished: bool, ctx:
     }
     out.put(b"]");
     if ctx.beta {
-        out.put(b",\"signInEventTypes\":[\"interactiveUser\"],\"userType\":\"member\",\"authenticationRequirement\":\"");
+        out.put(if interactive {
+            b",\"signInEventTypes\":[\"interactiveUser\"],\"userType\":\"member\",\"authenticationRequirement\":\"".as_slice()
+        } else {
+            b",\"signInEventTypes\":[\"nonInteractiveUser\"],\"userType\":\"member\",\"authenticationRequirement\":\"".as_slice()
+        });
         out.put(if mfa {
             b"multiFactorAuthentication".as_slice()
         } else {
             b"singleFactorAuthentication".as_slice()
         });
-        out.put(b"\",\"authenticationDetails\":[{\"authenticationStepDateTime\":\"");
-        write_timestamp(out, rec.time, 7);
-        out.put(b"\",\"authenticationMethod\":\"Password\",\"authenticationMethodDetail\":\"Password in the cloud\",\"succeeded\":");
-        out.put(if failure.is_some() {
-            b"false".as_slice()
-        } else {
-            b"true".as_slice()
-        });
-        out.put(b",\"authenticationStepResultDetail\":\"");
-        out.put(if failure.is_some() {
-            b"Invalid username or password or Invalid on-premise username or password.".as_slice()
-        } else {
-            b"Correct password".as_slice()
-        });
-        out.put(b"\",\"authenticationStepRequirement\":\"Primary authentication\"}");
+        out.put(b"\",\"authenticationDetails\":[");
+        if interactive {
+            out.put(b"{\"authenticationStepDateTime\":\"");
+            write_timestamp(out, rec.time, 7);
+            out.put(b"\",\"authenticationMethod\":\"Password\",\"authenticationMethodDetail\":\"Password in the cloud\",\"succeeded\":");
+            out.put(if failure.is_some() {
+                b"false".as_slice()
+            } else {
+                b"true".as_slice()
+            });
+            out.put(b",\"authenticationStepResultDetail\":\"");
+            out.put(if failure.is_some() {
+                b"Invalid username or password or Invalid on-premise username or password."
+                    .as_slice()
+            } else {
+                b"Correct password".as_slice()
+            });
+            out.put(b"\",\"authenticationStepRequirement\":\"Primary authentication\"}");
+        }
         if mfa {
             out.put(b",{\"authenticationStepDateTime\":\"");
             write_timestamp(out, rec.time, 7);
@@ -492,6 +525,27 @@ pub(crate) fn write_signin(out: &mut Vec<u8>, rec: &Rec, republished: bool, ctx:
         out.put(b"\",\"mfaDetail\":null");
     }
     out.put(b"}");
+}
+
+/// Appends one generated record of `resource` as JSON. `republished` selects version 1 of a
+/// re-published sign-in.
+pub(crate) fn write_record(
+    out: &mut Vec<u8>,
+    resource: Resource,
+    rec: &Rec,
+    republished: bool,
+    ctx: &RenderContext,
+) {
+    match resource {
+        Resource::DirectoryAudits => write_audit(out, rec, ctx),
+        Resource::SignIns => write_signin(out, rec, republished, ctx),
+        Resource::NonInteractiveSignIns => write_user_signin(out, rec, republished, ctx, false),
+        Resource::ServicePrincipalSignIns => write_workload_signin(out, rec, ctx, false),
+        Resource::ManagedIdentitySignIns => write_workload_signin(out, rec, ctx, true),
+        Resource::Provisioning => write_provisioning(out, rec, ctx),
+        Resource::RiskDetections => write_risk_detection(out, rec),
+        Resource::ServicePrincipalRiskDetections => write_sp_risk_detection(out, rec),
+    }
 }
 
 /// One kind of directory audit event.

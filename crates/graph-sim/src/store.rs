@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Lateness, Resource, SimConfig};
-use crate::render::{IdBuf, mix64, write_audit_id, write_signin_id};
+use crate::render::{IdBuf, mix64, write_audit_id, write_hex_id, write_signin_id};
 
 /// A generated record. Everything not stored here is derived from `bits` when rendered.
 #[derive(Clone, Copy, Debug)]
@@ -79,8 +79,15 @@ pub(crate) struct Selection<'c> {
 }
 
 impl Collection {
-    pub(crate) fn new(resource: Resource, config: &SimConfig, start_ns: i64) -> Collection {
-        let mut generated = generate(resource, config, start_ns);
+    /// Generates `resource`'s records. `shared_ids` are the interactive sign-ins whose ids a
+    /// fraction ([`SimConfig::shared_id_fraction`]) of another sign-in stream's records reuse.
+    pub(crate) fn new(
+        resource: Resource,
+        config: &SimConfig,
+        start_ns: i64,
+        shared_ids: &[Rec],
+    ) -> Collection {
+        let mut generated = generate(resource, config, start_ns, shared_ids);
         generated.sort_unstable_by(|a, b| compare_generated(resource, a, b));
         Collection {
             resource,
@@ -132,7 +139,8 @@ impl Collection {
         while merged.len() < wanted && (g < generated.len() || h < hand_made.len()) {
             let take_generated = match (generated.get(g), hand_made.get(h)) {
                 (Some(a), Some(b)) => {
-                    let order = compare_items(resource, &Item::Generated(a), &Item::Injected(b));
+                    let order =
+                        compare_items(resource, &Item::Generated(a), resource, &Item::Injected(b));
                     (order == Ordering::Less) != selection.descending
                 }
                 (Some(_), None) => true,
@@ -151,6 +159,79 @@ impl Collection {
         (merged, more)
     }
 
+    /// Up to `limit` records of `selection` in an order that is neither ascending nor descending
+    /// in time (a pseudo-random key per record, then id, then sequence), and whether more follow.
+    /// `selection.descending` is ignored; `selection.after` is a cursor from
+    /// [`Collection::scrambled_cursor_of`].
+    pub(crate) fn select_scrambled<'a>(
+        &'a self,
+        injected: &'a [Injected],
+        selection: &Selection,
+        limit: usize,
+    ) -> (Vec<Item<'a>>, bool) {
+        if selection.lo > selection.hi {
+            return (Vec::new(), false);
+        }
+        let window = |times: &dyn Fn(usize) -> i64, len: usize| {
+            let start = partition(len, |i| times(i) < selection.lo);
+            let end = partition(len, |i| times(i) <= selection.hi);
+            start..end.max(start)
+        };
+        let generated_range = window(&|i| self.generated[i].time, self.generated.len());
+        let injected_range = window(&|i| injected[i].time, injected.len());
+        let mut candidates: Vec<(u64, Item<'a>)> = self.generated[generated_range]
+            .iter()
+            .filter(|rec| rec.visible_at <= selection.snapshot)
+            .map(|rec| (scramble_key_of_bits(rec.bits), Item::Generated(rec)))
+            .chain(
+                injected[injected_range]
+                    .iter()
+                    .filter(|rec| rec.visible_at <= selection.snapshot)
+                    .map(|rec| (scramble_key_of_id(&rec.id), Item::Injected(rec))),
+            )
+            .collect();
+        if let Some(cursor) = selection.after {
+            candidates.retain(|(key, item)| {
+                self.compare_scrambled(*key, item, cursor) == Ordering::Greater
+            });
+        }
+        candidates.sort_unstable_by(|(a_key, a), (b_key, b)| {
+            a_key.cmp(b_key).then_with(|| {
+                let b_cursor = self.scrambled_cursor_of(b);
+                self.compare_scrambled(*a_key, a, &b_cursor)
+            })
+        });
+        let more = candidates.len() > limit;
+        candidates.truncate(limit);
+        (candidates.into_iter().map(|(_, item)| item).collect(), more)
+    }
+
+    /// The cursor after `item` in the order of [`Collection::select_scrambled`]: its `time`
+    /// holds the scramble key.
+    pub(crate) fn scrambled_cursor_of(&self, item: &Item) -> Cursor {
+        let mut cursor = self.cursor_of(item);
+        cursor.time = match item {
+            Item::Generated(rec) => scramble_key_of_bits(rec.bits),
+            Item::Injected(rec) => scramble_key_of_id(&rec.id),
+        } as i64;
+        cursor
+    }
+
+    fn compare_scrambled(&self, key: u64, item: &Item, cursor: &Cursor) -> Ordering {
+        key.cmp(&(cursor.time as u64)).then_with(|| match item {
+            Item::Generated(rec) => self
+                .id_of(rec)
+                .as_bytes()
+                .cmp(cursor.id.as_bytes())
+                .then(0.cmp(&cursor.seq)),
+            Item::Injected(rec) => rec
+                .id
+                .as_bytes()
+                .cmp(cursor.id.as_bytes())
+                .then(rec.seq.cmp(&cursor.seq)),
+        })
+    }
+
     /// The cursor that selects everything after `item`.
     pub(crate) fn cursor_of(&self, item: &Item) -> Cursor {
         match item {
@@ -166,6 +247,35 @@ impl Collection {
             },
         }
     }
+}
+
+/// The first index in `0..len` for which `before` is false (`before` must be monotone).
+fn partition(len: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
+const SALT_SCRAMBLE: u64 = 0x5C4A_3B1E_0000_0001;
+
+fn scramble_key_of_bits(bits: u64) -> u64 {
+    mix64(bits ^ SALT_SCRAMBLE)
+}
+
+fn scramble_key_of_id(id: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix64(hash ^ SALT_SCRAMBLE)
 }
 
 /// Collects up to `wanted` visible records of a sorted slice in the selection's order.
@@ -217,11 +327,20 @@ fn gather<'a, T>(
     out
 }
 
+/// The id of a generated record: a GUID for sign-ins and provisioning events, the audit pattern
+/// for directory audits, 64 hex digits for risk detections and 52 for service-principal risk
+/// detections (as in Graph's examples).
 pub(crate) fn generated_id(resource: Resource, bits: u64) -> IdBuf {
     let mut id = IdBuf::new();
     match resource {
-        Resource::SignIns => write_signin_id(&mut id, bits),
+        Resource::SignIns
+        | Resource::NonInteractiveSignIns
+        | Resource::ServicePrincipalSignIns
+        | Resource::ManagedIdentitySignIns
+        | Resource::Provisioning => write_signin_id(&mut id, bits),
         Resource::DirectoryAudits => write_audit_id(&mut id, bits),
+        Resource::RiskDetections => write_hex_id(&mut id, bits, 64),
+        Resource::ServicePrincipalRiskDetections => write_hex_id(&mut id, bits, 52),
     }
     id
 }
@@ -259,8 +378,14 @@ fn compare_injected_to_cursor(rec: &Injected, cursor: &Cursor) -> Ordering {
         .then(rec.seq.cmp(&cursor.seq))
 }
 
-/// The total order of a collection: time, then id (bytewise), then injection sequence.
-pub(crate) fn compare_items(resource: Resource, a: &Item, b: &Item) -> Ordering {
+/// The total order of a collection: time, then id (bytewise), then injection sequence. Items of
+/// two streams compare the same way (each id written as its own stream writes it).
+pub(crate) fn compare_items(
+    a_resource: Resource,
+    a: &Item,
+    b_resource: Resource,
+    b: &Item,
+) -> Ordering {
     let key = |item: &Item| -> (i64, u64) {
         match item {
             Item::Generated(rec) => (rec.time, 0),
@@ -276,14 +401,14 @@ pub(crate) fn compare_items(resource: Resource, a: &Item, b: &Item) -> Ordering 
             let b_id;
             let a_bytes: &[u8] = match a {
                 Item::Generated(rec) => {
-                    a_id = generated_id(resource, rec.bits);
+                    a_id = generated_id(a_resource, rec.bits);
                     a_id.as_bytes()
                 }
                 Item::Injected(rec) => rec.id.as_bytes(),
             };
             let b_bytes: &[u8] = match b {
                 Item::Generated(rec) => {
-                    b_id = generated_id(resource, rec.bits);
+                    b_id = generated_id(b_resource, rec.bits);
                     b_id.as_bytes()
                 }
                 Item::Injected(rec) => rec.id.as_bytes(),
@@ -317,11 +442,31 @@ fn truncate(time: i64, digits: u8) -> i64 {
 /// Generates a collection's records for `[start - history, start + live_for)`, deterministically
 /// from the seed: uniform event times, about 4 % of records sharing the previous record's exact
 /// instant, 88 % with 7 fraction digits and 4 % each with 0, 3 and 6.
-fn generate(resource: Resource, config: &SimConfig, start_ns: i64) -> Vec<Rec> {
-    let (rate, salt) = match resource {
-        Resource::DirectoryAudits => (config.audit_per_hour, 0xA0D1_7000_0000_0001u64),
-        Resource::SignIns => (config.signin_per_hour, 0x5161_1000_0000_0002u64),
+fn generate(resource: Resource, config: &SimConfig, start_ns: i64, shared_ids: &[Rec]) -> Vec<Rec> {
+    let rate = config.per_hour(resource);
+    let salt = match resource {
+        Resource::DirectoryAudits => 0xA0D1_7000_0000_0001u64,
+        Resource::SignIns => 0x5161_1000_0000_0002u64,
+        Resource::NonInteractiveSignIns => 0x5161_1000_0000_0003u64,
+        Resource::ServicePrincipalSignIns => 0x5161_1000_0000_0004u64,
+        Resource::ManagedIdentitySignIns => 0x5161_1000_0000_0005u64,
+        Resource::Provisioning => 0x9B0F_1000_0000_0006u64,
+        Resource::RiskDetections => 0x415C_1000_0000_0007u64,
+        Resource::ServicePrincipalRiskDetections => 0x415C_1000_0000_0008u64,
     };
+    let lateness = config.lateness_of(resource);
+    let share_fraction = if matches!(
+        resource,
+        Resource::NonInteractiveSignIns
+            | Resource::ServicePrincipalSignIns
+            | Resource::ManagedIdentitySignIns
+    ) && !shared_ids.is_empty()
+    {
+        config.shared_id_fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mut shared_taken = std::collections::HashSet::new();
     let span = config.history + config.live_for;
     let count = (f64::from(rate) * span.as_secs_f64() / 3600.0).round() as usize;
     let base = start_ns.saturating_sub(duration_ns(config.history));
@@ -349,7 +494,7 @@ fn generate(resource: Resource, config: &SimConfig, start_ns: i64) -> Vec<Rec> {
             }
         };
         previous = Some((time, precision));
-        let visible_at = time.saturating_add(draw(&config.lateness, &mut rng));
+        let visible_at = time.saturating_add(draw(lateness, &mut rng));
         let republish_at = if resource == Resource::SignIns
             && republish_fraction > 0.0
             && rng.random_bool(republish_fraction)
@@ -358,12 +503,20 @@ fn generate(resource: Resource, config: &SimConfig, start_ns: i64) -> Vec<Rec> {
         } else {
             i64::MAX
         };
+        // A bijection of distinct inputs: ids never collide within a collection.
+        let mut bits = mix64(key.wrapping_add(index as u64));
+        if share_fraction > 0.0 && rng.random_bool(share_fraction) {
+            // Reuse an interactive sign-in's seed (so its id), each at most once per stream.
+            let pick = rng.random_range(0..shared_ids.len());
+            if shared_taken.insert(pick) {
+                bits = shared_ids[pick].bits;
+            }
+        }
         records.push(Rec {
             time,
             visible_at,
             republish_at,
-            // A bijection of distinct inputs: ids never collide within a collection.
-            bits: mix64(key.wrapping_add(index as u64)),
+            bits,
             precision,
         });
     }
@@ -388,8 +541,8 @@ mod tests {
     #[test]
     fn generation_is_deterministic_and_sorted() {
         let start = 1_700_000_000 * NS_PER_SEC;
-        let a = Collection::new(Resource::SignIns, &config(), start);
-        let b = Collection::new(Resource::SignIns, &config(), start);
+        let a = Collection::new(Resource::SignIns, &config(), start, &[]);
+        let b = Collection::new(Resource::SignIns, &config(), start, &[]);
         assert_eq!(a.generated.len(), 12_000);
         assert!(
             a.generated
@@ -405,7 +558,7 @@ mod tests {
     #[test]
     fn generated_data_has_ties_and_mixed_precision() {
         let start = 1_700_000_000 * NS_PER_SEC;
-        let audits = Collection::new(Resource::DirectoryAudits, &config(), start);
+        let audits = Collection::new(Resource::DirectoryAudits, &config(), start, &[]);
         let ties = audits
             .generated
             .windows(2)
@@ -420,7 +573,7 @@ mod tests {
     #[test]
     fn selection_pages_cover_everything_once_in_both_orders() {
         let start = 1_700_000_000 * NS_PER_SEC;
-        let collection = Collection::new(Resource::DirectoryAudits, &config(), start);
+        let collection = Collection::new(Resource::DirectoryAudits, &config(), start, &[]);
         for descending in [false, true] {
             let mut cursor: Option<Cursor> = None;
             let mut seen = Vec::new();

@@ -211,3 +211,65 @@ pub fn assert_same_shape(actual: &Value, expected: &Value, path: &str) {
         _ => panic!("{path}: {actual} does not have the type of {expected}"),
     }
 }
+
+/// This crate's own fixtures, `crates/graph-sim/tests/fixtures` (see the `SOURCES.md` there).
+pub fn crate_fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read fixture {}: {error}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A verbatim documentation fixture that is not valid JSON only because of trailing commas
+/// (`,` before `]` or `}`): parsed with those commas removed.
+pub fn lenient_fixture(name: &str) -> Value {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read fixture {}: {error}", path.display()));
+    let mut cleaned = String::with_capacity(text.len());
+    let mut pending_comma = false;
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            cleaned.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            ',' => {
+                if pending_comma {
+                    cleaned.push(',');
+                }
+                pending_comma = true;
+            }
+            c if c.is_whitespace() => cleaned.push(c),
+            c => {
+                if pending_comma && c != ']' && c != '}' {
+                    cleaned.push(',');
+                }
+                pending_comma = false;
+                if c == '"' {
+                    in_string = true;
+                }
+                cleaned.push(c);
+            }
+        }
+    }
+    serde_json::from_str(&cleaned).unwrap()
+}
+
+/// A query-string value with spaces and quotes percent-encoded.
+pub fn encode(value: &str) -> String {
+    value
+        .replace(' ', "%20")
+        .replace('\'', "%27")
+        .replace('+', "%2B")
+}

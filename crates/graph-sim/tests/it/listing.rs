@@ -189,16 +189,20 @@ async fn paths_are_case_insensitive_and_unknown_ones_refused() {
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(body["value"].is_array());
     }
-    let (status, _, body) = harness
-        .get(&harness.url("/v1.0/auditLogs/provisioning"))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("segment")
-    );
+    for path in [
+        "/v1.0/auditLogs/signUps",
+        "/v1.0/identityProtection/riskyUsers",
+        "/beta/identityProtection",
+    ] {
+        let (status, _, body) = harness.get(&harness.url(path)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("segment")
+        );
+    }
     let (status, _, _) = harness.get(&harness.url("/v2.0/auditLogs/signIns")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

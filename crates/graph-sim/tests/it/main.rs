@@ -7,5 +7,6 @@ mod identity;
 mod listing;
 mod paging;
 mod perf;
+mod streams;
 mod throttle;
 mod token;
