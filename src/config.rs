@@ -18,7 +18,7 @@
 //! | `INITIAL_LOOKBACK` | `7d` | how far back a first run starts (at most 30 days) |
 //! | `QUERY_LAG` | `5m` | a run never asks for records newer than now minus this: Microsoft's published latency for audit and sign-in logs is 2 min at the 95th percentile and 5 min at the 99th ("Azure Active Directory reporting latencies", since withdrawn; its successor "Log latency for Microsoft Entra ID" gives no figures) |
 //! | `REPLAY_WINDOW` | `2h` | each run re-reads this much before its checkpoint: MFA details "might take up to two hours" to reach a sign-in ("Microsoft Entra monitoring and health FAQ"), the longest published delay |
-//! | `RECONCILE_INTERVAL` | `6h` | how often a run also sweeps the older past for records published after the replay window (15 min to 7 days) |
+//! | `RECONCILE_INTERVAL` | `6h` | how often a run also sweeps the older past for records published after the replay window (at most 7 days; `0s`: every run whose range is complete) |
 //! | `RECONCILE_WINDOW` | `24h` | the sweep re-reads `[now - RECONCILE_WINDOW, checkpoint - REPLAY_WINDOW)` and writes only records never written; `0` disables it (at most 30 days) |
 //! | `ACCEPT_LATE_RECORD_LOSS` | `false` | `true` allows `QUERY_LAG=0s` and `REPLAY_WINDOW=0s` (simulators, benchmarks), which lose records Graph publishes late |
 //! | `RUN_TIME_BUDGET` | `8m` | a run stops starting new work after this; the budget, its grace period (an eighth of it) and 30 s of final writes must fit in `FUNCTION_TIMEOUT` |
@@ -473,7 +473,7 @@ impl Config {
             reconcile_interval: p.duration(
                 "RECONCILE_INTERVAL",
                 DEFAULT_RECONCILE_INTERVAL,
-                Duration::from_secs(15 * 60),
+                Duration::ZERO,
                 Some(Duration::from_secs(7 * 24 * 3600)),
             ),
             reconcile_window: p.duration(

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::dedup::WrittenIds;
+use super::dedup::{Entry, WrittenIds, ticks};
 use super::error::CommitError;
 use super::journal::Journal;
 use super::lock_planner;
 use super::plan::Planner;
 use super::report::RunReport;
+use super::shards::IdShards;
 use super::slices::Horizon;
 use crate::graph::GraphClient;
 use crate::storage::{ETag, LastRun, RunLock, Storage};
@@ -50,6 +51,39 @@ pub(super) struct Committer<'a> {
     pub(super) run_start: tokio::time::Instant,
     /// `QUERY_LAG`.
     pub(super) query_lag: std::time::Duration,
+    /// Where pruned ids go for the reconciliation sweep (absent when it is off).
+    pub(super) archive: Option<Archive>,
+}
+
+/// Ids pruned from the state that the reconciliation sweep still needs, on their way to the id
+/// shards: appended before the state that no longer holds them is saved.
+pub(super) struct Archive {
+    pub(super) shards: IdShards,
+    /// Ids older than this are past the sweep's reach (now minus `RECONCILE_WINDOW`).
+    pub(super) from: OffsetDateTime,
+    pub(super) pending: Mutex<Vec<(u128, Entry)>>,
+}
+
+impl Archive {
+    fn keep(&self, forgotten: Vec<(u128, Entry)>) {
+        let from = ticks(self.from);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(forgotten.into_iter().filter(|(_, e)| e.ticks >= from));
+    }
+
+    /// Appends the pending ids to their shards.
+    async fn flush(&self) -> Result<(), crate::storage::Error> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Err(error) = self.shards.append(&pending).await {
+            // Kept for the next attempt; the state in storage still holds them meanwhile.
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(pending);
+            return Err(error);
+        }
+        Ok(())
+    }
 }
 
 impl Committer<'_> {
@@ -93,8 +127,12 @@ impl Committer<'_> {
             .collect();
         let keep_from = self.horizon.keep_from_stored(self.stored, refetch);
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.prune_before(keep_from);
-        written.forget(&interior);
+        let mut forgotten = written.prune_before(keep_from);
+        forgotten.extend(written.forget(&interior));
+        drop(written);
+        if let Some(archive) = &self.archive {
+            archive.keep(forgotten);
+        }
     }
 
     /// Saves the state, then moves the checkpoint to `to` (when it moves) and records `last_run`.
@@ -107,6 +145,10 @@ impl Committer<'_> {
         // in memory, so in the state saved next.
         self.journal.turn().await.map_err(CommitError::State)?;
         self.prune();
+        // Ids the saved state will no longer hold are in their shards first.
+        if let Some(archive) = &self.archive {
+            archive.flush().await.map_err(CommitError::State)?;
+        }
         let body = {
             let leftover = if self.horizon.backfill {
                 None
@@ -125,6 +167,7 @@ impl Committer<'_> {
             .await
             .map_err(CommitError::State)?;
         self.etag = Some(etag);
+        self.journal.saved();
         let moved = to.filter(|to| Some(*to) != self.stored);
         self.storage
             .write_checkpoint(self.container, self.lock, moved, last_run)

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use super::plan::Leftover;
+use super::sweep::Reconcile;
 
 /// The state format version this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
@@ -66,6 +67,8 @@ pub struct WrittenIds {
     density_per_hour: Option<f64>,
     /// The windows the last run left open, for the next run to resume.
     leftover: Option<Leftover>,
+    /// Where the reconciliation sweep stands (absent when `RECONCILE_WINDOW=0`).
+    reconcile: Option<Reconcile>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,6 +82,9 @@ struct StateFile {
     /// The windows the last run left open (absent in older state blobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     leftover: Option<LeftoverFile>,
+    /// Where the reconciliation sweep stands (absent in older state blobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reconcile: Option<Reconcile>,
 }
 
 /// [`Leftover`] in 100 ns ticks since the Unix epoch.
@@ -90,7 +96,7 @@ struct LeftoverFile {
     open: Vec<(i64, i64, i64)>,
 }
 
-fn from_ticks(value: i64) -> Option<OffsetDateTime> {
+pub(super) fn from_ticks(value: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 100).ok()
 }
 
@@ -164,10 +170,12 @@ impl WrittenIds {
         }
         let density_per_hour = file.density_per_hour.filter(|d| d.is_finite() && *d >= 0.0);
         let leftover = file.leftover.as_ref().and_then(LeftoverFile::decode);
+        let reconcile = file.reconcile.filter(Reconcile::is_valid);
         Ok(WrittenIds {
             entries,
             density_per_hour,
             leftover,
+            reconcile,
         })
     }
 
@@ -182,16 +190,50 @@ impl WrittenIds {
     }
 
     /// Forgets the records whose time lies in one of `spans` (sorted, `[start, end)`): no run
-    /// reads them again (see `Planner::forgettable`).
-    pub fn forget(&mut self, spans: &[(OffsetDateTime, OffsetDateTime)]) {
+    /// reads them again (see `Planner::forgettable`). Returns what was forgotten.
+    pub fn forget(&mut self, spans: &[(OffsetDateTime, OffsetDateTime)]) -> Vec<(u128, Entry)> {
         if spans.is_empty() {
-            return;
+            return Vec::new();
         }
         let spans: Vec<(i64, i64)> = spans.iter().map(|(a, b)| (ticks(*a), ticks(*b))).collect();
-        self.entries.retain(|_, entry| {
+        self.remove_where(|entry| {
             let at = spans.partition_point(|(_, end)| *end <= entry.ticks);
-            spans.get(at).is_none_or(|(start, _)| *start > entry.ticks)
-        });
+            spans
+                .get(at)
+                .is_some_and(|(start, _)| *start <= entry.ticks)
+        })
+    }
+
+    fn remove_where(&mut self, doomed: impl Fn(&Entry) -> bool) -> Vec<(u128, Entry)> {
+        self.entries.extract_if(|_, entry| doomed(entry)).collect()
+    }
+
+    /// The records whose time lies in `[from, to)`.
+    pub fn between(&self, from: OffsetDateTime, to: OffsetDateTime) -> Vec<(u128, Entry)> {
+        let (from, to) = (ticks(from), ticks(to));
+        self.entries
+            .iter()
+            .filter(|(_, entry)| (from..to).contains(&entry.ticks))
+            .map(|(key, entry)| (*key, *entry))
+            .collect()
+    }
+
+    /// A set holding just `entries` (the ids known over a sweep's chunk).
+    pub fn from_entries(entries: Vec<(u128, Entry)>) -> WrittenIds {
+        WrittenIds {
+            entries: entries.into_iter().collect(),
+            ..WrittenIds::default()
+        }
+    }
+
+    /// Where the reconciliation sweep stands.
+    pub fn reconcile(&self) -> Option<&Reconcile> {
+        self.reconcile.as_ref()
+    }
+
+    /// Replaces where the reconciliation sweep stands.
+    pub fn set_reconcile(&mut self, reconcile: Option<Reconcile>) {
+        self.reconcile = reconcile;
     }
 
     /// Records per hour of event time that the last run saw, if known.
@@ -226,6 +268,7 @@ impl WrittenIds {
             entries,
             density_per_hour: self.density_per_hour,
             leftover: self.leftover.as_ref().map(LeftoverFile::new),
+            reconcile: self.reconcile.clone(),
         })
         .expect("the state serialises")
     }
@@ -244,10 +287,11 @@ impl WrittenIds {
         self.entries.insert(key, entry);
     }
 
-    /// Forgets records older than `threshold`: no run will fetch them again.
-    pub fn prune_before(&mut self, threshold: OffsetDateTime) {
+    /// Forgets records older than `threshold`: no run will fetch them again. Returns what was
+    /// forgotten.
+    pub fn prune_before(&mut self, threshold: OffsetDateTime) -> Vec<(u128, Entry)> {
         let limit = ticks(threshold);
-        self.entries.retain(|_, entry| entry.ticks >= limit);
+        self.remove_where(|entry| entry.ticks < limit)
     }
 
     /// How many records are remembered.
@@ -358,6 +402,52 @@ mod tests {
         assert_eq!(ids.decide(id_key("1"), 0, false), Decision::New);
         assert_eq!(ids.decide(id_key("2"), 0, false), Decision::Duplicate);
         assert_eq!(ids.decide(id_key("3"), 0, false), Decision::New);
+    }
+
+    #[test]
+    fn what_is_pruned_or_forgotten_is_returned_and_the_sweep_state_round_trips() {
+        let at = |minute: i64| datetime!(2026-11-25 09:00 UTC) + time::Duration::minutes(minute);
+        let mut ids = WrittenIds::default();
+        for minute in [0i64, 10, 20, 30] {
+            ids.insert(
+                id_key(&minute.to_string()),
+                Entry {
+                    ticks: ticks(at(minute)),
+                    content: 0,
+                },
+            );
+        }
+        assert_eq!(ids.between(at(10), at(30)).len(), 2);
+        let pruned = ids.prune_before(at(5));
+        assert_eq!(
+            pruned,
+            vec![(
+                id_key("0"),
+                Entry {
+                    ticks: ticks(at(0)),
+                    content: 0
+                }
+            )]
+        );
+        let forgotten = ids.forget(&[(at(20), at(25))]);
+        assert_eq!(forgotten.len(), 1);
+        assert_eq!(forgotten[0].0, id_key("20"));
+        assert_eq!(ids.len(), 2);
+        let reconcile = Reconcile {
+            since: Some(7),
+            last: 9,
+            sweep: Some(super::super::sweep::Span {
+                from: 1,
+                to: 3,
+                reached: 2,
+            }),
+        };
+        ids.set_reconcile(Some(reconcile.clone()));
+        let decoded = WrittenIds::decode(&ids.encode()).unwrap();
+        assert_eq!(decoded.reconcile(), Some(&reconcile));
+        let rebuilt = WrittenIds::from_entries(decoded.between(at(0), at(60)));
+        assert_eq!(rebuilt.len(), 2);
+        assert_eq!(rebuilt.decide(id_key("30"), 0, false), Decision::Duplicate);
     }
 
     #[test]

@@ -58,6 +58,50 @@ pub struct SliceContext {
     pub limits: FetchLimits,
     /// Where the ids of every stored page are appended, for a successor of a killed run.
     pub journal: Arc<super::journal::Journal>,
+    /// The reconciliation sweep's windows also collect the ids they store here, for the id
+    /// shards (see `shards.rs`).
+    pub collect: Option<Mutex<Vec<(u128, Entry)>>>,
+}
+
+impl SliceContext {
+    /// The context of a sweep window over the run's: the same source, sink and journal, its own
+    /// plan, counts and known ids, and the ids it stores collected.
+    pub fn sweeping(
+        &self,
+        written: WrittenIds,
+        planner: Planner,
+        counts: Arc<Counts>,
+    ) -> SliceContext {
+        SliceContext {
+            graph: self.graph.clone(),
+            storage: self.storage.clone(),
+            job: self.job.clone(),
+            container: self.container.clone(),
+            format: self.format,
+            compression: self.compression,
+            max_records_per_blob: self.max_records_per_blob,
+            partition_width: self.partition_width,
+            republish_updates: self.republish_updates,
+            written: Arc::new(Mutex::new(written)),
+            checkpoint_before: None,
+            fetch_stats: self.fetch_stats.clone(),
+            counts,
+            planner: Arc::new(Mutex::new(planner)),
+            partitions: Partitions::default(),
+            stop: CancellationToken::new(),
+            limits: self.limits,
+            journal: self.journal.clone(),
+            collect: Some(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The ids collected so far (see [`SliceContext::collect`]), emptied.
+    pub fn take_collected(&self) -> Vec<(u128, Entry)> {
+        self.collect
+            .as_ref()
+            .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
+    }
 }
 
 /// Record statistics shared by the slices of a run.
@@ -144,6 +188,10 @@ impl Pending {
 
 /// Sequence numbers tried for one blob when names are already taken, before giving up.
 const MAX_TAKEN_NAMES: u32 = 16;
+
+/// Further tries of one blob name after a write that failed and may have landed (2, 4, 8, 16 s
+/// apart), before the window fails.
+const SAME_NAME_ATTEMPTS: u32 = 4;
 
 /// How a window ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,13 +413,23 @@ async fn upload(
     let records = pending.records();
     // Uploads are conditional (`If-None-Match: *`): a name taken by someone else (an older
     // build, a run that lost its lease) is never replaced; the next sequence number is taken.
+    // A write that failed ambiguously (a timeout, a dropped connection, a 5xx) may have landed:
+    // it is tried again under the same name, where a landed earlier try is recognised as ours
+    // (same bytes), instead of under a new name, which would store the records twice.
     let mut taken = 0;
+    let mut in_doubt = 0;
+    let mut seq = None;
     let (name, bytes) = loop {
-        let seq = ctx
-            .partitions
-            .next_seq(&ctx.storage, &ctx.container, cell)
-            .await?;
-        let name = BlobName::new(cell.start, cell.end, seq, ctx.format, ctx.compression);
+        let this = match seq {
+            Some(seq) => seq,
+            None => {
+                ctx.partitions
+                    .next_seq(&ctx.storage, &ctx.container, cell)
+                    .await?
+            }
+        };
+        seq = Some(this);
+        let name = BlobName::new(cell.start, cell.end, this, ctx.format, ctx.compression);
         match ctx
             .storage
             .upload_records(&ctx.container, &name, &records, ctx.format, ctx.compression)
@@ -380,7 +438,13 @@ async fn upload(
             Ok(bytes) => break (name, bytes),
             Err(crate::storage::Error::BlobExists { .. }) if taken < MAX_TAKEN_NAMES => {
                 taken += 1;
+                seq = None;
                 tracing::warn!(blob.name = %name.as_str(), "blob name already taken: using the next sequence number");
+            }
+            Err(error) if error.is_transient() && in_doubt < SAME_NAME_ATTEMPTS => {
+                in_doubt += 1;
+                tracing::warn!(blob.name = %name.as_str(), error = %error, "blob write failed and may have landed: trying the same name again");
+                tokio::time::sleep(Duration::from_secs(1 << in_doubt)).await;
             }
             Err(error) => return Err(error),
         }
@@ -399,6 +463,12 @@ async fn upload(
         }
     }
     ctx.journal.append(&journaled).await?;
+    if let Some(collect) = &ctx.collect {
+        collect
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(&journaled);
+    }
     for (_, _, decision, time) in &pending.entries {
         match decision {
             Decision::Updated => ctx.counts.updated.fetch_add(1, Ordering::Relaxed),

@@ -6,7 +6,7 @@
 //! saves the state, which holds everything appended to the other one before. A run starts from
 //! the state plus both journals, so an append that lands on either side of a commit is found.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -21,6 +21,8 @@ pub struct Journal {
     storage: Storage,
     names: [String; 2],
     active: AtomicUsize,
+    /// The state was saved since the last turn (true before the first).
+    saved: AtomicBool,
 }
 
 impl Journal {
@@ -30,6 +32,7 @@ impl Journal {
             storage,
             names: [0, 1].map(|n| format!("{container}/written-ids.journal-{n}")),
             active: AtomicUsize::new(0),
+            saved: AtomicBool::new(true),
         }
     }
 
@@ -55,15 +58,26 @@ impl Journal {
 
     /// Before a commit saves the state: empties the older journal and sends later appends to
     /// it. What was appended to the other one is in memory now, so in the state being saved.
+    /// When the state save after the previous turn failed, the older journal still holds ids
+    /// no saved state has: nothing is emptied, and appends stay where they go.
     pub async fn turn(&self) -> Result<(), crate::storage::Error> {
+        if !self.saved.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let next = 1 - self.active.load(Ordering::Acquire);
         self.storage.reset_journal(&self.names[next]).await?;
         self.active.store(next, Ordering::Release);
+        self.saved.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// After a commit saved the state: everything appended before the last turn is in it.
+    pub fn saved(&self) {
+        self.saved.store(true, Ordering::Release);
     }
 }
 
-fn encode(entries: &[(u128, Entry)]) -> Bytes {
+pub(super) fn encode(entries: &[(u128, Entry)]) -> Bytes {
     let mut out = BytesMut::with_capacity(entries.len() * ENTRY_BYTES);
     for (key, entry) in entries {
         out.put_u128_le(*key);
@@ -74,7 +88,7 @@ fn encode(entries: &[(u128, Entry)]) -> Bytes {
 }
 
 /// The entries of a journal; a trailing partial entry (never written by this build) is ignored.
-fn decode(bytes: &[u8]) -> impl Iterator<Item = (u128, Entry)> + '_ {
+pub(super) fn decode(bytes: &[u8]) -> impl Iterator<Item = (u128, Entry)> + '_ {
     bytes.chunks_exact(ENTRY_BYTES).map(|chunk| {
         let (key, rest) = chunk.split_at(16);
         let (ticks, content) = rest.split_at(8);

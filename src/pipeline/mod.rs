@@ -21,8 +21,10 @@ pub mod fetch;
 mod journal;
 pub mod plan;
 pub mod report;
+mod shards;
 pub mod share;
 pub mod slices;
+pub mod sweep;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -36,7 +38,7 @@ use crate::graph::{FetchLimits, FetchStats};
 use crate::job::JobKind;
 use crate::storage::{ETag, RunLock, Storage};
 use crate::timestamp;
-use commit::Committer;
+use commit::{Archive, Committer};
 pub use context::{Context, ContextError, Trigger};
 use dedup::WrittenIds;
 use error::RunError;
@@ -44,7 +46,9 @@ use fetch::{Counts, Partitions, SliceContext, SliceError, WindowEnd};
 use journal::Journal;
 use plan::{AfterFailure, PlanStats, Planner};
 use report::{Outcome, RunReport};
+use shards::IdShards;
 use slices::{Horizon, span};
+use sweep::{Reconcile, Sweep};
 use tokio_util::sync::CancellationToken;
 
 /// How far inside Entra's retention a first run or a backfill may start, so that Graph does not
@@ -224,6 +228,18 @@ async fn run_with_lock(
     }
     let density = written.density_per_hour();
     let backfill = options.backfill.is_some();
+    if !backfill {
+        let reconcile = Reconcile::resolve(
+            written.reconcile(),
+            config,
+            checkpoint_before,
+            etag.is_some(),
+            now,
+        );
+        written.set_reconcile(reconcile);
+    }
+    let shards = IdShards::new(storage.clone(), &job.container);
+    let deadline = started + config.run.run_time_budget;
     // Windows an earlier run left open are resumed where they got, unless the checkpoint was
     // moved past where that run left them (an operator's `checkpoint set`).
     let leftover = written
@@ -270,10 +286,9 @@ async fn run_with_lock(
         planner: planner.clone(),
         partitions: Partitions::default(),
         stop: CancellationToken::new(),
-        limits: FetchLimits::until(tokio::time::Instant::from_std(
-            started + config.run.run_time_budget,
-        )),
+        limits: FetchLimits::until(tokio::time::Instant::from_std(deadline)),
         journal: journal.clone(),
+        collect: None,
     });
     let mut committer = Committer {
         storage,
@@ -295,9 +310,26 @@ async fn run_with_lock(
         graph: context.graph.clone(),
         run_start: tokio::time::Instant::from_std(started),
         query_lag: config.run.query_lag,
+        archive: (!config.run.reconcile_window.is_zero()).then(|| Archive {
+            shards: shards.clone(),
+            from: now - span(config.run.reconcile_window),
+            pending: Mutex::default(),
+        }),
     };
 
-    let outcome = fetch_windows(config, slice_context, &mut committer, report, options).await;
+    let lanes = Lanes {
+        deadline,
+        main: true,
+    };
+    let outcome = fetch_windows(
+        config,
+        slice_context.clone(),
+        &mut committer,
+        report,
+        options,
+        lanes,
+    )
+    .await;
     let (progress, all_done, stats) = {
         let planner = lock_planner(&planner);
         (planner.progress(), planner.all_done(), planner.stats())
@@ -333,6 +365,18 @@ async fn run_with_lock(
     };
     let (outcome_kind, reason) = conclude(config, &outcome, all_done, moved, options);
     report.set_outcome(outcome_kind, reason);
+    if outcome_kind == Outcome::Complete && !backfill {
+        // With the range exported, older records Graph published late (when due).
+        let sweep = Sweep {
+            config,
+            main: &slice_context,
+            shards: &shards,
+            now,
+            deadline,
+            oldest: now - span(RETENTION) + span(RETENTION_MARGIN),
+        };
+        sweep.run(&mut committer, report, checkpoint_after).await?;
+    }
     // The stored report carries the time taken so far (all but the final writes).
     report.duration_ms = started.elapsed().as_millis() as u64;
     // What the next run plans with: records per hour of event time seen by this one.
@@ -518,6 +562,16 @@ async fn load_written(
 /// How often a run makes its progress durable (state, then checkpoint) while it goes.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How [`fetch_windows`] runs its lanes.
+#[derive(Debug, Clone, Copy)]
+struct Lanes {
+    /// The run's budget end: no window starts after it, and those in flight stop after their
+    /// current page (dropped a grace period later).
+    deadline: Instant,
+    /// The run's range (commits every minute, forgets ids, shows progress), not a sweep.
+    main: bool,
+}
+
 /// How the windows of a run ended.
 #[derive(Debug, Default)]
 struct WindowsOutcome {
@@ -543,10 +597,10 @@ async fn fetch_windows(
     committer: &mut Committer<'_>,
     report: &RunReport,
     options: &RunOptions,
+    lanes: Lanes,
 ) -> WindowsOutcome {
-    let started = Instant::now();
-    let budget = config.run.run_time_budget;
-    let grace = crate::config::grace(budget);
+    let grace = crate::config::grace(config.run.run_time_budget);
+    let deadline = lanes.deadline;
     let parallel = parallel_slices(config);
     let lost = committer.lock.lost();
     let planner = context.planner.clone();
@@ -570,8 +624,9 @@ async fn fetch_windows(
         if in_flight.is_empty() {
             break;
         }
-        let until_budget = tokio::time::sleep(budget.saturating_sub(started.elapsed()));
-        let hard_stop = tokio::time::sleep((budget + grace).saturating_sub(started.elapsed()));
+        let until_budget = tokio::time::sleep(deadline.saturating_duration_since(Instant::now()));
+        let hard_stop =
+            tokio::time::sleep((deadline + grace).saturating_duration_since(Instant::now()));
         tokio::select! {
             Some(joined) = in_flight.join_next() => {
                 match joined {
@@ -579,7 +634,7 @@ async fn fetch_windows(
                     Ok((_, Ok(WindowEnd::HandedBack))) => {}
                     Ok((id, Ok(WindowEnd::Stopped))) => lock_planner(&planner).stopped(id),
                     Ok((id, Err(error))) => {
-                        let left = budget.saturating_sub(started.elapsed());
+                        let left = deadline.saturating_duration_since(Instant::now());
                         match throttled_for(&error) {
                             Some(pause) if pause >= left => {
                                 tracing::warn!(retry_after_s = pause.as_secs(), "graph asked for a pause longer than the run has left: stopping");
@@ -618,14 +673,16 @@ async fn fetch_windows(
                 }
                 // Forget ids no window of this run or the next run's replay will see, so that
                 // memory stays bounded by the replay window, not the backlog.
-                committer.prune();
-                if let Some(sink) = &options.progress {
+                if lanes.main {
+                    committer.prune();
+                }
+                if let Some(sink) = options.progress.as_ref().filter(|_| lanes.main) {
                     let progress = lock_planner(&planner).progress();
                     let covered = progress.map_or(0, |p| minutes(p - range_start));
                     sink.advanced(covered, context.counts.fetched.load(Ordering::Relaxed));
                 }
             }
-            _ = commits.tick(), if !committer.horizon.backfill => {
+            _ = commits.tick(), if lanes.main && !committer.horizon.backfill => {
                 // Progress made durable as the run goes: a run killed later loses none of it.
                 let progress = lock_planner(&planner).progress();
                 let to = committer.target(progress);

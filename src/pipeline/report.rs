@@ -104,10 +104,36 @@ pub struct RunReport {
     pub blobs_written: u64,
     /// Bytes uploaded to data blobs.
     pub bytes_uploaded: u64,
+    /// Records the reconciliation sweep found that no run had written: published after the
+    /// replay window had passed their time (included in `records_written`). Often above zero
+    /// means `REPLAY_WINDOW` is too narrow for this tenant.
+    pub records_reconciled: u64,
+    /// What the reconciliation sweep did in this run, absent when it was not due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<ReconcileReport>,
     /// When the run started.
     pub started_at: Option<String>,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+}
+
+/// The reconciliation sweep's part of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    /// Start of the span the sweep re-reads (`now - RECONCILE_WINDOW` when it began).
+    pub from: String,
+    /// End (exclusive) of that span (the checkpoint minus `REPLAY_WINDOW` when it began).
+    pub to: String,
+    /// Everything before this is swept; equal to `to` when the sweep is done.
+    pub reached: String,
+    /// True when the sweep covered its span; false when it goes on in the next run.
+    pub done: bool,
+    /// Records the sweep received.
+    pub records_fetched: u64,
+    /// Why the sweep stopped early, when it did (a failure of the sweep never fails the run:
+    /// the main range is exported; the sweep goes on in the next run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunReport {

@@ -179,6 +179,16 @@ pub enum Lateness {
         /// Longest delay.
         max: Duration,
     },
+    /// `percent` of the records (drawn from the seed) take the `late` delay, the others the
+    /// `otherwise` delay: a tail of records published long after the rest.
+    Mixed {
+        /// Share of records delayed by `late`, 0 to 100.
+        percent: u8,
+        /// The tail's delay.
+        late: Box<Lateness>,
+        /// Everyone else's delay.
+        otherwise: Box<Lateness>,
+    },
 }
 
 /// A sliding-window budget: at most `requests` accepted requests in any interval of length `per`.

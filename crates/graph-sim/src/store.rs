@@ -431,6 +431,17 @@ fn draw(lateness: &Lateness, rng: &mut ChaCha8Rng) -> i64 {
             let (low, high) = (low.min(high), low.max(high));
             rng.random_range(low..=high)
         }
+        Lateness::Mixed {
+            percent,
+            late,
+            otherwise,
+        } => {
+            if rng.random_range(0u8..100) < *percent {
+                draw(late, rng)
+            } else {
+                draw(otherwise, rng)
+            }
+        }
     }
 }
 
