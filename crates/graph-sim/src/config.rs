@@ -83,6 +83,8 @@ pub struct SimConfig {
     pub short_page_probability: f64,
     /// Failures injected into Graph list requests, tried in order; the first that fires wins.
     pub faults: Vec<Fault>,
+    /// The Azure Resource Manager part: subscriptions and their Activity Log.
+    pub arm: crate::arm::ArmConfig,
 }
 
 impl Default for SimConfig {
@@ -124,6 +126,7 @@ impl Default for SimConfig {
             skiptoken_ttl: Duration::from_secs(3600),
             short_page_probability: 0.0,
             faults: Vec::new(),
+            arm: crate::arm::ArmConfig::default(),
         }
     }
 }

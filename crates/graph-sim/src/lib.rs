@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+mod arm;
 mod config;
 mod graph;
 mod query;
@@ -43,6 +44,11 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     Fault, FaultKind, Lateness, Refusal, Resource, RetryAfterStyle, SimConfig, Throttle,
+};
+
+pub use arm::{
+    ArmAccess, ArmArgs, ArmConfig, ArmCounters, ArmTally, ArmThrottle, ArmTruthRecord,
+    default_audiences, subscription_id,
 };
 
 use store::{Collection, Injected, Item, Selection};
@@ -200,6 +206,8 @@ pub(crate) struct Shared {
     pub properties: Vec<[Vec<String>; 2]>,
     /// Per stream, the 403 it answers now, if any.
     pub refusals: Mutex<[Option<Refusal>; Resource::ALL.len()]>,
+    /// The Azure Resource Manager part (subscriptions, Activity Log).
+    pub arm: arm::ArmState,
 }
 
 impl Shared {
@@ -234,6 +242,7 @@ impl Shared {
             inject_sequence: AtomicU64::new(1),
             properties,
             refusals: Mutex::new(refusals),
+            arm: arm::ArmState::new(&config, start_ns),
             config,
         }
     }
@@ -375,7 +384,7 @@ pub async fn start_on(config: SimConfig, graph_port: u16, token_port: u16) -> an
     let (shutdown, shutdown_receiver) = watch::channel(());
     let graph_task = tokio::spawn(serve::serve(
         graph_listener,
-        graph::router(shared.clone()),
+        graph::router(shared.clone()).merge(arm::router(shared.clone())),
         None,
         shutdown_receiver.clone(),
     ));

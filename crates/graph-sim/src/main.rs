@@ -1,6 +1,6 @@
 //! `graph-sim`: runs the simulator until SIGINT or SIGTERM and prints, as `KEY=value` lines on
 //! stdout, the settings a client needs (named like the service's environment variables, so a
-//! script can `eval "$(graph-sim ... | head -n 7)"` or parse them).
+//! script can `eval "$(graph-sim ... | head -n 8)"` or parse them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,6 +121,9 @@ struct Cli {
     /// Token server port (0 = any free port).
     #[arg(long, default_value_t = 0)]
     token_port: u16,
+    /// Azure Resource Manager: subscriptions and their Activity Log (served on the Graph port).
+    #[command(flatten)]
+    arm: graph_sim::ArmArgs,
 }
 
 #[tokio::main]
@@ -174,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         skiptoken_ttl: cli.skiptoken_ttl,
         short_page_probability: cli.short_page_probability,
         faults: cli.faults,
+        arm: cli.arm.into_config(),
     };
     let sim = start_on(config, cli.graph_port, cli.token_port).await?;
     let ca_file = cli.ca_file.unwrap_or_else(|| {
@@ -189,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ("AZURE_CLIENT_ID", config.client_id.clone()),
         ("AZURE_CLIENT_SECRET", config.client_secret.clone()),
         ("AUTH_MODE", "client_secret".to_string()),
+        ("ARM_ENDPOINT", sim.arm_url()),
     ];
     for (key, value) in lines {
         println!("{key}={}", shell_quote(&value));

@@ -30,6 +30,8 @@ use crate::{Shared, new_guid};
 pub(crate) struct IssuedToken {
     pub client_id: String,
     pub expires_at: i64,
+    /// The scope without `/.default` (`https://graph.microsoft.com`): ARM checks it.
+    pub audience: String,
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -144,6 +146,10 @@ async fn token(
         IssuedToken {
             client_id: config.client_id.clone(),
             expires_at,
+            audience: field("scope")
+                .and_then(|scope| scope.trim().strip_suffix("/.default"))
+                .unwrap_or("")
+                .to_string(),
         },
     );
     shared
