@@ -1,8 +1,9 @@
 //! The command line: `serve` for the Functions host, `run`, `status`, `checkpoint` and
 //! `config check` for operators.
 
+use crate::job::{JobKind, Timer};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 
 /// Shown after the top-level help, `-h` and `--help` alike (`long_about = None` drops a doc
@@ -36,7 +37,9 @@ pub enum Command {
     /// Run a job once now, as a timer would; or backfill an explicit range with --from/--to
     /// (a backfill never moves the checkpoint).
     Run {
-        /// Which job.
+        /// Which stream: one by name, a timer's enabled streams (`AuditTimer`, `SignInTimer`)
+        /// or `all` enabled streams.
+        #[arg(value_parser = any_job())]
         job: JobArg,
         /// Backfill start (inclusive), RFC 3339, for example 2026-11-01T00:00:00Z.
         #[arg(long, value_parser = parse_time, requires = "to")]
@@ -79,7 +82,8 @@ pub enum CheckpointCommand {
     /// Also `checkpoint_version` and the written-ids state. A job that never ran is "never
     /// run" (exit 0); exit 1 when something cannot be read.
     Show {
-        /// Which job.
+        /// Which stream, a timer's streams, or `all`.
+        #[arg(value_parser = any_job())]
         job: JobArg,
         /// Print JSON (one object per job) instead of text.
         #[arg(long)]
@@ -107,25 +111,47 @@ pub enum CheckpointCommand {
     },
 }
 
-/// A job named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// What a command line names: one stream, the streams of a timer, or every enabled stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobArg {
-    /// Directory audit logs.
-    Audit,
-    /// Sign-in logs.
-    Signin,
-    /// Both, one after the other.
+    /// One stream by name (`audit`, `signin`, `signin-noninteractive`, …).
+    Stream(JobKind),
+    /// The enabled streams of a timer (`AuditTimer`, `SignInTimer`).
+    Timer(Timer),
+    /// Every enabled stream.
     All,
 }
 
-/// One job: the names of [`JobArg`] but `all`.
+impl JobArg {
+    /// Every name the command line accepts.
+    pub fn names() -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = JobKind::ALL.iter().map(|k| k.name()).collect();
+        names.extend(Timer::ALL.iter().map(|t| t.function_name()));
+        names.push("all");
+        names
+    }
+
+    fn parse(text: &str) -> Option<JobArg> {
+        if text == "all" {
+            return Some(JobArg::All);
+        }
+        JobKind::from_name(text)
+            .map(JobArg::Stream)
+            .or_else(|| Timer::from_function_name(text).map(JobArg::Timer))
+    }
+}
+
+/// A stream, a timer's set or `all`.
+fn any_job() -> impl TypedValueParser<Value = JobArg> {
+    PossibleValuesParser::new(JobArg::names())
+        .map(|name| JobArg::parse(&name).expect("a possible value names streams"))
+}
+
+/// One stream: the names of [`JobKind`].
 fn one_job() -> impl TypedValueParser<Value = JobArg> {
-    let names = JobArg::value_variants()
-        .iter()
-        .filter(|job| **job != JobArg::All)
-        .filter_map(ValueEnum::to_possible_value);
+    let names: Vec<&'static str> = JobKind::ALL.iter().map(|k| k.name()).collect();
     PossibleValuesParser::new(names)
-        .map(|name| JobArg::from_str(&name, false).expect("a possible value names a job"))
+        .map(|name| JobArg::parse(&name).expect("a possible value names a stream"))
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
@@ -170,7 +196,7 @@ mod tests {
             cli.command,
             Command::Checkpoint {
                 command: CheckpointCommand::Set {
-                    job: JobArg::Signin,
+                    job: JobArg::Stream(JobKind::SignIn),
                     dry_run: true,
                     force: false,
                     ..
@@ -186,7 +212,10 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(error.contains("audit, signin"), "{error}");
+        assert!(
+            error.contains("audit, signin, signin-noninteractive"),
+            "{error}"
+        );
         let error =
             Cli::try_parse_from(["entra-export", "checkpoint", "set", "audit", "yesterday"])
                 .unwrap_err()
@@ -230,7 +259,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Run {
-                job: JobArg::Signin,
+                job: JobArg::Stream(JobKind::SignIn),
                 from: Some(_),
                 to: Some(_),
                 ..

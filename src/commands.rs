@@ -85,9 +85,10 @@ pub async fn run(
         eprintln!("--from must be before --to");
         return ExitCode::from(2);
     }
+    let kinds = kinds(job, &config);
     let service = Service::new(Ok(config));
     let mut failed = false;
-    for kind in kinds(job) {
+    for kind in kinds {
         let progress = crate::progress::for_terminal(kind, no_progress);
         let options = RunOptions {
             backfill,
@@ -124,7 +125,16 @@ pub async fn status() -> ExitCode {
             context.storage.read_checkpoint(&job.container),
         )
         .await;
-        println!("{} (container {})", job.spec.name, job.container);
+        let enabled = if context.config.streams.contains(&job.spec.kind) {
+            format!("run by {}", job.spec.timer.function_name())
+        } else {
+            format!(
+                "not enabled: add {} to {}",
+                job.spec.setting_name,
+                job.spec.timer.setting()
+            )
+        };
+        println!("{} (container {}, {enabled})", job.spec.name, job.container);
         match state {
             Ok(Ok(state)) => {
                 let checkpoint = state
@@ -178,12 +188,13 @@ pub async fn status() -> ExitCode {
     }
 }
 
-/// The jobs a [`JobArg`] names.
-fn kinds(job: JobArg) -> Vec<JobKind> {
+/// The streams a [`JobArg`] names: one stream (enabled or not), a timer's enabled streams, or
+/// every enabled stream.
+fn kinds(job: JobArg, config: &Config) -> Vec<JobKind> {
     match job {
-        JobArg::Audit => vec![JobKind::Audit],
-        JobArg::Signin => vec![JobKind::SignIn],
-        JobArg::All => JobKind::ALL.to_vec(),
+        JobArg::Stream(kind) => vec![kind],
+        JobArg::Timer(timer) => config.timer_streams(timer),
+        JobArg::All => config.streams.clone(),
     }
 }
 
@@ -438,7 +449,7 @@ async fn checkpoint_show(job: JobArg, json: bool) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let mut failed = false;
-    for kind in kinds(job) {
+    for kind in kinds(job, &context.config) {
         let shown = Shown::read(&context.storage, context.config.job(kind)).await;
         failed |= shown.failed();
         if json {
@@ -591,13 +602,9 @@ impl Change {
 
 /// `checkpoint set <job> <time> [--dry-run] [--force]`.
 async fn checkpoint_set(job: JobArg, time: OffsetDateTime, dry_run: bool, force: bool) -> ExitCode {
-    let kind = match job {
-        JobArg::Audit => JobKind::Audit,
-        JobArg::Signin => JobKind::SignIn,
-        JobArg::All => {
-            eprintln!("`checkpoint set` moves the checkpoint of one job: audit or signin");
-            return ExitCode::from(2);
-        }
+    let JobArg::Stream(kind) = job else {
+        eprintln!("`checkpoint set` moves the checkpoint of one stream, named on its own");
+        return ExitCode::from(2);
     };
     if let Err(reason) = check_checkpoint_time(time, OffsetDateTime::now_utc(), force) {
         eprintln!("{reason}");

@@ -13,7 +13,9 @@
 //! | `GRAPH_API_VERSION` | `v1.0` | `v1.0` or `beta` |
 //! | `STORAGE_ACCOUNT_URL` | none | `https://<account>.blob.<suffix>`, token auth |
 //! | `STORAGE_CONNECTION_STRING` | none | account-key connection string, `UseDevelopmentStorage=true` included |
-//! | `AUDIT_CONTAINER`, `SIGNIN_CONTAINER` | `logs-audit`, `logs-signin` | data container and checkpoint of each job |
+//! | `SIGNIN_EVENT_TYPES` | `interactiveUser,nonInteractiveUser,servicePrincipal,managedIdentity` | the sign-in streams `SignInTimer` runs (empty: none) |
+//! | `AUDIT_STREAMS` | `directoryAudits,provisioning` | the streams `AuditTimer` runs; `riskDetections`, `servicePrincipalRiskDetections` are opt-in (P2) |
+//! | `AUDIT_CONTAINER`, `SIGNIN_CONTAINER`, `SIGNIN_NONINTERACTIVE_CONTAINER`, `SIGNIN_SERVICEPRINCIPAL_CONTAINER`, `SIGNIN_MANAGEDIDENTITY_CONTAINER`, `PROVISIONING_CONTAINER`, `RISKDETECTIONS_CONTAINER`, `SPRISKDETECTIONS_CONTAINER` | `logs-audit`, `logs-signin`, `logs-signin-noninteractive`, `logs-signin-serviceprincipal`, `logs-signin-managedidentity`, `logs-provisioning`, `logs-riskdetections`, `logs-spriskdetections` | data container and checkpoint of each stream |
 //! | `STATE_CONTAINER` | `logs-state` | ids already written inside the replay window |
 //! | `INITIAL_LOOKBACK` | `7d` | how far back a first run starts (at most 30 days) |
 //! | `QUERY_LAG` | `5m` | a run never asks for records newer than now minus this: Microsoft's published latency for audit and sign-in logs is 2 min at the 95th percentile and 5 min at the 99th ("Azure Active Directory reporting latencies", since withdrawn; its successor "Log latency for Microsoft Entra ID" gives no figures) |
@@ -46,7 +48,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::job::{JobKind, JobSpec};
+use crate::job::{JobKind, JobSpec, Timer};
 use crate::redact::{NOT_SHOWN, REDACTED, redact_url, shown, shown_url};
 use crate::url_util::{is_loopback, plain_host};
 
@@ -102,8 +104,11 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Incremental-run timing.
     pub run: RunConfig,
-    /// The jobs, with their containers resolved.
+    /// Every stream, with its container resolved (enabled or not: `status` and `checkpoint`
+    /// address any).
     pub jobs: Vec<JobSpecConfig>,
+    /// The streams the timers run (`SIGNIN_EVENT_TYPES`, `AUDIT_STREAMS`), in order.
+    pub streams: Vec<JobKind>,
     /// Log output format.
     pub log_format: LogFormat,
     /// Extra PEM CA certificates trusted for every outgoing HTTPS connection.
@@ -514,6 +519,10 @@ impl Config {
             })
             .collect();
         p.distinct_containers(&jobs, &storage.state_container);
+        let streams = Timer::ALL
+            .into_iter()
+            .flat_map(|timer| p.streams(timer))
+            .collect();
         let log_format = p.choice(
             "LOG_FORMAT",
             LogFormat::Auto,
@@ -534,6 +543,7 @@ impl Config {
                 storage,
                 run,
                 jobs,
+                streams,
                 log_format,
                 extra_ca_file,
             })
@@ -542,6 +552,15 @@ impl Config {
                 problems: p.problems,
             })
         }
+    }
+
+    /// The streams `timer` runs.
+    pub fn timer_streams(&self, timer: Timer) -> Vec<JobKind> {
+        self.streams
+            .iter()
+            .copied()
+            .filter(|kind| kind.spec_template().timer == timer)
+            .collect()
     }
 
     /// The job with this kind, with its container.
@@ -599,6 +618,14 @@ impl Config {
         };
         lines.push(("STORAGE_ACCOUNT_URL".into(), account_url));
         lines.push(("STORAGE_CONNECTION_STRING".into(), connection_string));
+        for timer in Timer::ALL {
+            let names: Vec<&str> = self
+                .timer_streams(timer)
+                .into_iter()
+                .map(|kind| kind.spec_template().setting_name)
+                .collect();
+            lines.push((timer.setting().into(), names.join(",")));
+        }
         for job in &self.jobs {
             lines.push((job.spec.container_variable.into(), job.container.clone()));
         }
@@ -1329,6 +1356,42 @@ impl Parser<'_> {
             );
         }
         value
+    }
+
+    /// The streams a timer runs: its setting's comma-separated names, or the streams on by
+    /// default; an empty value runs none.
+    fn streams(&mut self, timer: Timer) -> Vec<JobKind> {
+        let variable = timer.setting();
+        let Some(value) = self.get(variable).map(str::to_owned) else {
+            return timer
+                .streams()
+                .filter(|kind| kind.spec_template().default_on)
+                .collect();
+        };
+        let mut streams = Vec::new();
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match JobKind::from_setting_name(timer, name) {
+                Some(kind) if !streams.contains(&kind) => streams.push(kind),
+                Some(_) => {}
+                None => {
+                    let allowed: Vec<&str> = timer
+                        .streams()
+                        .map(|kind| kind.spec_template().setting_name)
+                        .collect();
+                    self.problem(
+                        variable,
+                        format!(
+                            "{} is not a stream of {}: use a comma-separated list of {}",
+                            shown(name),
+                            timer.function_name(),
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        streams.sort();
+        streams
     }
 
     fn distinct_containers(&mut self, jobs: &[JobSpecConfig], state: &str) {

@@ -47,6 +47,18 @@ impl Service {
             .cloned()
     }
 
+    /// The streams `timer` runs: the configured ones, or (when the configuration is invalid)
+    /// its default streams, each of which then reports the configuration's problems.
+    pub fn timer_streams(&self, timer: crate::job::Timer) -> Vec<JobKind> {
+        match &self.config {
+            Ok(config) => config.timer_streams(timer),
+            Err(_) => timer
+                .streams()
+                .filter(|kind| kind.spec_template().default_on)
+                .collect(),
+        }
+    }
+
     /// Runs one job unless it is already running in this process, in which case the report says
     /// it was skipped and why. Failures are reported in the report, never as a panic.
     pub async fn run_job(&self, kind: JobKind, trigger: Trigger, options: RunOptions) -> RunReport {

@@ -1,5 +1,5 @@
 //! The Azure Functions custom handler: `GET /` answers the host's readiness probe and
-//! `POST /<FunctionName>` runs the job of that timer function. No business logic lives here.
+//! `POST /<FunctionName>` runs the streams of that timer function. No business logic lives here.
 
 pub mod protocol;
 
@@ -11,11 +11,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
 
-use crate::job::JobKind;
+use crate::job::Timer;
 use crate::pipeline::RunOptions;
-use crate::pipeline::report::Outcome;
+use crate::pipeline::report::{Outcome, RunReport};
 use crate::service::{Service, Trigger};
 use protocol::InvocationResponse;
 
@@ -45,7 +44,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(kind) = JobKind::from_function_name(&function) else {
+    let Some(timer) = Timer::from_function_name(&function) else {
         return plain(
             StatusCode::NOT_FOUND,
             format!(
@@ -70,24 +69,59 @@ async fn invoke(
     if invocation.timer.as_ref().is_some_and(|t| t.is_past_due) {
         tracing::info!(function = %function, "timer is past due: running the catch-up run");
     }
-    let report = service.run_job(kind, trigger, RunOptions::default()).await;
-    let status = if report.outcome == Some(Outcome::Failed) {
+    // Every stream of the timer at once; they share the Graph budget (one limiter), and each
+    // has its own lock, checkpoint and report. A stream that fails fails only itself.
+    let streams = service.timer_streams(timer);
+    if streams.is_empty() {
+        tracing::warn!(function = %function, setting = timer.setting(), "no stream enabled for this timer");
+    }
+    let reports = futures::future::join_all(
+        streams
+            .iter()
+            .map(|kind| service.run_job(*kind, trigger.clone(), RunOptions::default())),
+    )
+    .await;
+    let failed: Vec<&RunReport> = reports
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::Failed))
+        .collect();
+    for report in &failed {
         // The host drops the body of a non-2xx reply: the error goes to stderr as well.
         eprintln!(
             "{} run failed: {}",
             report.job,
             report.reason.as_deref().unwrap_or("unknown error")
         );
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
+    }
+    let status = if failed.is_empty() {
         StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
     };
     let reply = InvocationResponse {
         outputs: Default::default(),
-        logs: vec![report.summary()],
-        return_value: serde_json::to_value(&report).unwrap_or(Value::Null),
+        logs: reports.iter().map(RunReport::summary).collect(),
+        return_value: serde_json::json!({
+            "outcome": overall(&reports).as_str(),
+            "reports": reports,
+        }),
     };
     json(status, &reply)
+}
+
+/// One outcome for an invocation: `failed` when a stream failed, else `partial` when one is
+/// partial, `skipped` when every stream was skipped (or none is enabled), else `complete`.
+pub fn overall(reports: &[RunReport]) -> Outcome {
+    let any = |o: Outcome| reports.iter().any(|r| r.outcome == Some(o));
+    if any(Outcome::Failed) {
+        Outcome::Failed
+    } else if any(Outcome::Partial) {
+        Outcome::Partial
+    } else if reports.iter().all(|r| r.outcome == Some(Outcome::Skipped)) {
+        Outcome::Skipped
+    } else {
+        Outcome::Complete
+    }
 }
 
 fn json(status: StatusCode, reply: &InvocationResponse) -> Response {

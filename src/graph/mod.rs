@@ -33,7 +33,7 @@ use url::Url;
 
 use crate::auth::TokenCache;
 use crate::config::GraphConfig;
-use crate::job::JobSpec;
+use crate::job::{JobSpec, StartFilter};
 use crate::redact::shorten;
 
 pub use error::{Error, PageRef};
@@ -320,12 +320,22 @@ impl GraphClient {
     /// `<endpoint>/<version>/<resource>?$filter=<time> ge <start> and <time> lt <end>&$top=<n>`,
     /// with seven-digit unquoted timestamps, percent-encoded.
     pub fn window_url(&self, job: &JobSpec, start: OffsetDateTime, end: OffsetDateTime) -> Url {
-        let filter = format!(
-            "{field} ge {start} and {field} lt {end}",
+        let from = match job.start_filter {
+            StartFilter::Ge => format!("{} ge {}", job.time_field, crate::timestamp::format(start)),
+            StartFilter::GtTickBefore => format!(
+                "{} gt {}",
+                job.time_field,
+                crate::timestamp::format(start - time::Duration::nanoseconds(100))
+            ),
+        };
+        let mut filter = format!(
+            "{from} and {field} lt {end}",
             field = job.time_field,
-            start = crate::timestamp::format(start),
             end = crate::timestamp::format(end),
         );
+        if let Some(extra) = job.extra_filter {
+            filter = format!("{extra} and {filter}");
+        }
         // Oldest first where the source honours it, so that a window can resume after the last
         // record stored (pipeline::plan).
         let order = if job.ordered {
@@ -339,10 +349,10 @@ impl GraphClient {
         let text = format!(
             "{root}/{version}/{path}?$filter={filter}&$top={top}{order}",
             root = self.inner.endpoint.as_str().trim_end_matches('/'),
-            version = self.inner.api_version,
+            version = job.api_version.unwrap_or(self.inner.api_version),
             path = job.resource_path,
             filter = utf8_percent_encode(&filter, QUERY_VALUE),
-            top = self.inner.page_size,
+            top = self.inner.page_size.min(job.max_page_size),
         );
         Url::parse(&text).expect("an endpoint URL plus a path and an encoded query is a URL")
     }

@@ -245,14 +245,15 @@ async fn run_with_lock(
     let leftover = written
         .leftover()
         .filter(|l| !backfill && checkpoint_before.is_none_or(|c| l.from >= c));
-    let planner = Planner::resuming(
+    let planner = Planner::resuming_within(
         range_start,
         range_end,
         parallel_slices(config),
-        config.graph.page_size as usize,
+        config.graph.page_size.min(job.spec.max_page_size) as usize,
         config.graph.min_window,
         density,
         leftover,
+        (!job.spec.ordered).then_some(crate::job::UNORDERED_MAX_WINDOW),
     );
     if let Some(progress) = &options.progress {
         progress.planned(minutes(range_end - range_start));

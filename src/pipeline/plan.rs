@@ -104,6 +104,8 @@ pub struct Planner {
     lanes: usize,
     page_size: f64,
     min_width: Duration,
+    /// Fresh windows are no wider than this.
+    max_width: Option<Duration>,
     stats: PlanStats,
 }
 
@@ -135,12 +137,31 @@ impl Planner {
         density: Option<f64>,
         leftover: Option<&Leftover>,
     ) -> Planner {
+        Planner::resuming_within(
+            start, end, lanes, page_size, min_width, density, leftover, None,
+        )
+    }
+
+    /// [`Planner::resuming`], with fresh windows no wider than `max_width` (a source without
+    /// time order counts a window's progress only when it completes, so each must fit in a run).
+    #[allow(clippy::too_many_arguments)]
+    pub fn resuming_within(
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+        lanes: usize,
+        page_size: usize,
+        min_width: std::time::Duration,
+        density: Option<f64>,
+        leftover: Option<&Leftover>,
+        max_width: Option<std::time::Duration>,
+    ) -> Planner {
         let mut planner = Planner {
             segments: Vec::new(),
             next_id: 0,
             lanes: lanes.max(1),
             page_size: page_size.max(1) as f64,
             min_width: Duration::try_from(min_width).unwrap_or(Duration::MINUTE),
+            max_width: max_width.and_then(|w| Duration::try_from(w).ok()),
             stats: PlanStats::default(),
         };
         if start >= end {
@@ -198,6 +219,13 @@ impl Planner {
                 self.pieces_for(per_hour * hours / self.page_size, pieces)
             }
             _ => 1,
+        };
+        let pieces = match self.max_width {
+            Some(max) if max.is_positive() => {
+                let needed = ((end - start).as_seconds_f64() / max.as_seconds_f64()).ceil();
+                pieces.max(needed.min(100_000.0) as usize)
+            }
+            _ => pieces,
         };
         for (a, b) in self.cut(start, end, pieces) {
             let segment = self.segment(a, b);

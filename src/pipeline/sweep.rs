@@ -260,13 +260,16 @@ impl Sweep<'_> {
             known.extend(written.between(a, b));
             written.density_per_hour()
         };
-        let planner = Planner::new(
+        let spec = &self.main.job;
+        let planner = Planner::resuming_within(
             a,
             b,
             parallel_slices(config),
-            config.graph.page_size as usize,
+            config.graph.page_size.min(spec.max_page_size) as usize,
             config.graph.min_window,
             density,
+            None,
+            (!spec.ordered).then_some(crate::job::UNORDERED_MAX_WINDOW),
         );
         let context = Arc::new(self.main.sweeping(
             WrittenIds::from_entries(known),

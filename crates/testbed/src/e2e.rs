@@ -11,6 +11,9 @@ use time::OffsetDateTime;
 use crate::verify::{Landed, landed};
 use crate::{HostReply, Serve, Stack, StackOptions, timer_payload};
 
+/// The two original streams, each run by its own timer (the stack's default configuration).
+pub const CLASSIC: [JobKind; 2] = [JobKind::Audit, JobKind::SignIn];
+
 pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -52,7 +55,7 @@ pub async fn assert_both_exactly_once(
     lookback: time::Duration,
     visible_by: OffsetDateTime,
 ) {
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         let end = checkpoint(stack, kind)
             .await
             .expect("the checkpoint was written");
@@ -64,11 +67,23 @@ pub fn resource(kind: JobKind) -> Resource {
     match kind {
         JobKind::Audit => Resource::DirectoryAudits,
         JobKind::SignIn => Resource::SignIns,
+        JobKind::NonInteractiveSignIn => Resource::NonInteractiveSignIns,
+        JobKind::ServicePrincipalSignIn => Resource::ServicePrincipalSignIns,
+        JobKind::ManagedIdentitySignIn => Resource::ManagedIdentitySignIns,
+        JobKind::Provisioning => Resource::Provisioning,
+        JobKind::RiskDetections => Resource::RiskDetections,
+        JobKind::ServicePrincipalRiskDetections => Resource::ServicePrincipalRiskDetections,
     }
 }
 
+/// Fires the timer that runs `kind` (and whatever else that timer runs).
 pub async fn tick(serve: &Serve, kind: JobKind) -> HostReply {
-    let function = kind.spec_template().function_name;
+    tick_timer(serve, kind.spec_template().timer).await
+}
+
+/// Fires a timer as the host does.
+pub async fn tick_timer(serve: &Serve, timer: entra_export::job::Timer) -> HostReply {
+    let function = timer.function_name();
     serve
         .invoke(function, &timer_payload(function, true, false))
         .await

@@ -94,14 +94,32 @@ impl HostReply {
 
     /// The run report (`ReturnValue`).
     pub fn report(&self) -> anyhow::Result<serde_json::Value> {
-        Ok(self.json()?["ReturnValue"].clone())
+        let reports = self.reports()?;
+        match reports.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => anyhow::bail!("{} reports in the reply, not one", reports.len()),
+        }
     }
 
-    /// The report's outcome.
+    /// Every stream's report (`ReturnValue.reports`).
+    pub fn reports(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let value = self.json()?["ReturnValue"]["reports"].clone();
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// The stream whose report has this job name.
+    pub fn report_of(&self, job: &str) -> Option<serde_json::Value> {
+        self.reports()
+            .ok()?
+            .into_iter()
+            .find(|r| r["job"].as_str() == Some(job))
+    }
+
+    /// The invocation's outcome (`ReturnValue.outcome`: the worst of its streams').
     pub fn outcome(&self) -> String {
-        self.report()
+        self.json()
             .ok()
-            .and_then(|r| r["outcome"].as_str().map(str::to_owned))
+            .and_then(|r| r["ReturnValue"]["outcome"].as_str().map(str::to_owned))
             .unwrap_or_default()
     }
 }

@@ -107,9 +107,10 @@ impl Stack {
             ("GRAPH_ENDPOINT", sim.graph_url()),
             ("EXTRA_CA_FILE", ca_file.display().to_string()),
             ("STORAGE_CONNECTION_STRING", azurite_connection_string()),
-            ("AUDIT_CONTAINER", format!("{prefix}-audit")),
-            ("SIGNIN_CONTAINER", format!("{prefix}-signin")),
             ("STATE_CONTAINER", format!("{prefix}-state")),
+            // The two original streams unless a test names more.
+            ("SIGNIN_EVENT_TYPES", "interactiveUser".into()),
+            ("AUDIT_STREAMS", "directoryAudits".into()),
             // The simulator publishes at once (late arrivals are explicit in its config), so the
             // tests, the demo and the benchmarks run with QUERY_LAG=0s, and some REPLAY_WINDOW=0s.
             ("ACCEPT_LATE_RECORD_LOSS", "true".into()),
@@ -118,6 +119,12 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        for kind in JobKind::ALL {
+            env.push((
+                kind.spec_template().container_variable.to_owned(),
+                container_name(&prefix, kind),
+            ));
+        }
         for (name, value) in options.env {
             env.retain(|(k, _)| *k != name);
             env.push((name, value));
@@ -152,10 +159,7 @@ impl Stack {
 
     /// The data container of a job.
     pub fn container(&self, kind: JobKind) -> String {
-        match kind {
-            JobKind::Audit => format!("{}-audit", self.prefix),
-            JobKind::SignIn => format!("{}-signin", self.prefix),
-        }
+        container_name(&self.prefix, kind)
     }
 
     /// A storage client on this stack's account, to inspect what landed.
@@ -164,6 +168,11 @@ impl Stack {
         let http = entra_export::http::build_client(config.extra_ca_file.as_deref())?;
         Ok(Storage::new(&config.storage, None, http)?)
     }
+}
+
+/// A stream's container in a stack: `<prefix>-<stream name>`.
+fn container_name(prefix: &str, kind: JobKind) -> String {
+    format!("{prefix}-{}", kind.name())
 }
 
 impl Drop for Stack {

@@ -127,7 +127,17 @@ async fn status_shows_checkpoint_lock_and_last_run() {
     let output = entra_export(&stack.env(), &["status"]).await;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(stdout.matches("never run").count(), 2, "{stdout}");
+    // Every stream is listed, enabled or not (the stack enables the two original ones).
+    assert_eq!(
+        stdout.matches("never run").count(),
+        JobKind::ALL.len(),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("run by ").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("not enabled: add nonInteractiveUser to SIGNIN_EVENT_TYPES"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("does not exist in storage account"),
         "{stdout}"
@@ -170,7 +180,7 @@ async fn status_shows_checkpoint_lock_and_last_run() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     for job in ["audit", "signin"] {
         assert!(
-            stdout.contains(&format!("{job} (container {}-{job})", stack.prefix)),
+            stdout.contains(&format!("{job} (container {}-{job}, run by ", stack.prefix)),
             "{stdout}"
         );
     }

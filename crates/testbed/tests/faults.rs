@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use entra_export::job::JobKind;
 use graph_sim::{Fault, FaultKind, SimConfig, Throttle};
-use testbed::e2e::{AMPLE, assert_exactly_once, both_complete, checkpoint, env, tick};
+use testbed::e2e::{AMPLE, CLASSIC, assert_exactly_once, both_complete, checkpoint, env, tick};
 use testbed::proxy::{FaultProxy, Match};
 use testbed::{HostReply, Serve, Stack, StackOptions};
 use time::OffsetDateTime;
@@ -83,7 +83,7 @@ async fn a_checkpoint_write_that_fails_after_the_state_was_saved_loses_and_dupli
         proxy.requests()
     );
     let mut held = std::collections::HashMap::new();
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         held.insert(
             kind,
             checkpoint(&stack, kind).await.expect("first checkpoint"),
@@ -96,7 +96,7 @@ async fn a_checkpoint_write_that_fails_after_the_state_was_saved_loses_and_dupli
     // retries a 500 four times: `MAX_RETRIES` in src/storage/client.rs) is answered 500 by the
     // proxy.
     let tries = 5;
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         let container = stack.container(kind);
         proxy.fail_after(
             Some(Match::state_write(&container)),
@@ -158,7 +158,7 @@ async fn a_state_write_whose_reply_is_lost_is_recognised_and_nothing_is_lost_or_
     // The first run creates the state blob (If-None-Match), the second replaces it (If-Match):
     // both writes land and their replies are lost; the SDK retries into 409 / 412.
     for run in 1..=2 {
-        for kind in JobKind::ALL {
+        for kind in CLASSIC {
             proxy.drop_reply_of(Match::state_write(&stack.container(kind)), 1);
         }
         let (audit, signin) = both_complete(&serve).await;
@@ -231,7 +231,7 @@ async fn everything_at_once_short_tokens_throttling_and_graph_faults() {
     let began = Instant::now();
     let mut last_started = OffsetDateTime::now_utc();
     let mut starts = Vec::new();
-    let mut pending: Vec<JobKind> = JobKind::ALL.to_vec();
+    let mut pending: Vec<JobKind> = CLASSIC.to_vec();
     let mut runs = 0;
     let mut outcomes = Vec::new();
     while !pending.is_empty() && runs < 5 {

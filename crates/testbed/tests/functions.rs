@@ -124,14 +124,17 @@ async fn an_invalid_configuration_fails_every_run_with_the_problems_on_stderr() 
         .unwrap();
     assert_eq!(reply.status, 500);
     assert_eq!(reply.content_type, "application/json");
-    let reason = reply.report().unwrap()["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        reason.contains("AZURE_TENANT_ID") && reason.contains("GRAPH_PAGE_SIZE"),
-        "{reason}"
-    );
+    // Without a configuration, the timer's default streams each fail with its problems.
+    let reports = reply.reports().unwrap();
+    assert_eq!(reports.len(), 4);
+    for report in reports {
+        assert_eq!(report["outcome"], "failed");
+        let reason = report["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("AZURE_TENANT_ID") && reason.contains("GRAPH_PAGE_SIZE"),
+            "{reason}"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let logs = serve.logs();
     assert!(
@@ -213,7 +216,11 @@ async fn every_shape_of_timer_payload_runs_the_job() {
             "{what}: {body}"
         );
         assert_eq!(body["ReturnValue"]["outcome"], "complete", "{what}");
-        assert_eq!(body["ReturnValue"]["job"], "audit", "{what}");
+        assert_eq!(body["ReturnValue"]["reports"][0]["job"], "audit", "{what}");
+        assert_eq!(
+            body["ReturnValue"]["reports"][0]["outcome"], "complete",
+            "{what}"
+        );
     }
 }
 

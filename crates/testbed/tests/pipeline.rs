@@ -6,8 +6,8 @@ use std::time::Duration;
 use entra_export::job::JobKind;
 use graph_sim::{Fault, FaultKind, Lateness, Resource, SimConfig, Throttle};
 use testbed::e2e::{
-    AMPLE, assert_both_exactly_once, assert_exactly_once, both_complete, checkpoint, env, scenario,
-    tick,
+    AMPLE, CLASSIC, assert_both_exactly_once, assert_exactly_once, both_complete, checkpoint, env,
+    scenario, tick,
 };
 use testbed::verify::landed;
 use testbed::{HostReply, Serve, Stack, StackOptions, admin_payload, timer_payload};
@@ -35,7 +35,7 @@ async fn a_first_run_backfills_several_days_exactly_once() {
         return;
     };
     let started = OffsetDateTime::now_utc();
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         let reply = tick(&serve, kind).await;
         assert_eq!(reply.status, 200, "{}", serve.logs());
         let report = reply.report().unwrap();
@@ -114,7 +114,7 @@ async fn repeated_runs_with_late_arrivals_lose_nothing_and_duplicate_nothing() {
     let mut last_started = OffsetDateTime::now_utc();
     for _ in 0..6 {
         last_started = OffsetDateTime::now_utc();
-        for kind in JobKind::ALL {
+        for kind in CLASSIC {
             let reply = tick(&serve, kind).await;
             assert_eq!(reply.outcome(), "complete", "{}", serve.logs());
             let report = reply.report().unwrap();
@@ -127,7 +127,7 @@ async fn repeated_runs_with_late_arrivals_lose_nothing_and_duplicate_nothing() {
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
     assert!(late > 0, "the scenario produced no late arrival");
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         let end = checkpoint(&stack, kind).await.unwrap();
         assert_exactly_once(&stack, kind, first_start[&kind], end, last_started).await;
     }
@@ -221,7 +221,7 @@ async fn a_page_budget_smaller_than_a_page_serialises_pages_without_deadlock() {
     }
     assert!(stack.sim.counters().faults_injected >= 4);
     assert_both_exactly_once(&stack, time::Duration::hours(4), started).await;
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         let storage = stack.storage().await.unwrap();
         let landed = landed(&storage, &stack.container(kind)).await.unwrap();
         assert!(

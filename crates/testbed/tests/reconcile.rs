@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use entra_export::job::JobKind;
 use graph_sim::{Lateness, SimConfig};
-use testbed::e2e::{AMPLE, assert_exactly_once, checkpoint, env, resource, scenario, tick};
+use testbed::e2e::{
+    AMPLE, CLASSIC, assert_exactly_once, checkpoint, env, resource, scenario, tick,
+};
 use time::OffsetDateTime;
 
 /// The tail's delay: far beyond the 3 s replay window.
@@ -61,7 +63,7 @@ async fn records_published_after_the_replay_window_are_caught_once_by_the_sweep(
     let quiet_from = sim_start + live + TAIL.1 + Duration::from_secs(2);
     let mut swept_after_quiet: HashMap<JobKind, bool> = HashMap::new();
     let mut rounds = 0;
-    while JobKind::ALL
+    while CLASSIC
         .iter()
         .any(|k| !swept_after_quiet.get(k).copied().unwrap_or(false))
     {
@@ -72,7 +74,7 @@ async fn records_published_after_the_replay_window_are_caught_once_by_the_sweep(
             serve.logs()
         );
         let round_start = OffsetDateTime::now_utc();
-        for kind in JobKind::ALL {
+        for kind in CLASSIC {
             let reply = tick(&serve, kind).await;
             assert_eq!(reply.outcome(), "complete", "{}", serve.logs());
             let report = reply.report().unwrap();
@@ -94,7 +96,7 @@ async fn records_published_after_the_replay_window_are_caught_once_by_the_sweep(
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
     let now = OffsetDateTime::now_utc();
-    for kind in JobKind::ALL {
+    for kind in CLASSIC {
         let end = checkpoint(&stack, kind).await.unwrap();
         let landed = assert_exactly_once(&stack, kind, first_start[&kind], end, now).await;
         // Every record written is counted once across the reports.

@@ -130,19 +130,25 @@ async fn main() -> anyhow::Result<()> {
         );
         for reply in [a?, s?] {
             let body = reply.json()?;
-            println!(
-                "   {} -> HTTP {}: {}",
-                body["ReturnValue"]["job"],
-                reply.status,
-                body["Logs"][0].as_str().unwrap_or("")
-            );
-            late_caught += body["ReturnValue"]["late_records"].as_u64().unwrap_or(0);
-            if let (Some(job), Some(start)) = (
-                body["ReturnValue"]["job"].as_str(),
-                body["ReturnValue"]["range_start"].as_str(),
-            ) && let Ok(start) = entra_export::timestamp::parse(start)
-            {
-                first_start.entry(job.to_owned()).or_insert(start);
+            for (report, line) in reply.reports()?.iter().zip(
+                body["Logs"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+            ) {
+                println!(
+                    "   {} -> HTTP {}: {}",
+                    report["job"],
+                    reply.status,
+                    line.as_str().unwrap_or("")
+                );
+                late_caught += report["late_records"].as_u64().unwrap_or(0);
+                if let (Some(job), Some(start)) =
+                    (report["job"].as_str(), report["range_start"].as_str())
+                    && let Ok(start) = entra_export::timestamp::parse(start)
+                {
+                    first_start.entry(job.to_owned()).or_insert(start);
+                }
             }
             if reply.status != 200 {
                 bail!("a run failed: {}", serve.logs());
