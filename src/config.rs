@@ -42,14 +42,16 @@
 //!
 //! `config check` shows the variables in the order of this table. Each area parses, checks and
 //! describes its own variables, with its tests beside it: `cloud.rs` (tenant and cloud),
-//! `auth.rs`, `graph.rs`, `storage.rs` (the account, the state container and the blob shape),
-//! `streams.rs` (which streams each timer runs, each stream's container) and `run.rs` (the timing
-//! of incremental runs and the budget that must fit in the host's timeout). This file puts them
-//! together and reads the process settings (`EXTRA_CA_FILE`, `LOG_FORMAT`); `parser.rs` collects
-//! the problems, `values.rs` reads and writes durations, sizes and container names.
+//! `auth.rs`, `graph.rs`, `storage.rs` (the account, the state container and the blob shape;
+//! [`connection_string`] is the grammar of `STORAGE_CONNECTION_STRING`), `streams.rs` (which
+//! streams each timer runs, each stream's container) and `run.rs` (the timing of incremental
+//! runs and the budget that must fit in the host's timeout). This file puts them together and
+//! reads the process settings (`EXTRA_CA_FILE`, `LOG_FORMAT`); `parser.rs` collects the
+//! problems, `values.rs` reads and writes durations, sizes and container names.
 
 mod auth;
 mod cloud;
+pub mod connection_string;
 mod graph;
 mod parser;
 mod run;

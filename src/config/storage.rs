@@ -8,6 +8,7 @@ use std::fmt;
 use secrecy::SecretString;
 use url::Url;
 
+use super::connection_string::check_connection_string;
 use super::parser::Parser;
 use super::{Cloud, Lines, UNSET};
 use crate::redact::{REDACTED, redact_url, shown_url};
@@ -193,7 +194,7 @@ fn target(p: &mut Parser<'_>, cloud: Cloud) -> StorageTarget {
             }
         }
         (None, Some(value)) => {
-            if let Err(message) = crate::storage::connection::check_connection_string(&value) {
+            if let Err(message) = check_connection_string(&value) {
                 p.problem("STORAGE_CONNECTION_STRING", message);
             }
             StorageTarget::ConnectionString(SecretString::from(value))

@@ -24,7 +24,6 @@
 pub mod blobs;
 pub mod checkpoint;
 mod client;
-pub mod connection;
 mod error;
 mod heartbeat;
 mod journal;
@@ -40,6 +39,7 @@ use azure_storage_blob::models::BlobContainerClientGetPropertiesResultHeaders;
 use azure_storage_blob::{BlobContainerClient, BlobServiceClient};
 use time::OffsetDateTime;
 
+pub use crate::config::connection_string as connection;
 pub use blobs::{UPLOAD_PARALLEL, UPLOAD_PARTITION_SIZE};
 pub use checkpoint::{ContainerState, LastRun, LeaseInfo};
 pub use client::Timeouts;

@@ -1,9 +1,14 @@
-//! Storage connection strings: the account-key forms (`AccountName=…;AccountKey=…`, with or
-//! without `BlobEndpoint=` and `EndpointSuffix=`) and `UseDevelopmentStorage=true` for Azurite.
+//! Storage connection strings (`STORAGE_CONNECTION_STRING`): the account-key forms
+//! (`AccountName=…;AccountKey=…`, with or without `BlobEndpoint=` and `EndpointSuffix=`) and
+//! `UseDevelopmentStorage=true` for Azurite.
 //!
 //! The SDK has no shared-key authentication, so a connection string is turned into an account
-//! name, its key and the blob endpoint; [`super::sas`] signs short-lived account SAS tokens
-//! with the key. Error messages never repeat the key.
+//! name, its key and the blob endpoint; [`crate::storage::sas`] signs short-lived account SAS
+//! tokens with the key. Error messages never repeat the key.
+//!
+//! The grammar of a setting, so it lives with the configuration, which checks the value at
+//! start-up ([`check_connection_string`]); `storage` builds its clients from the parsed form and
+//! re-exports this module as `storage::connection`.
 
 use secrecy::SecretString;
 use url::Url;
