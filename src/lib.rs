@@ -12,6 +12,8 @@ pub mod functions;
 pub mod graph;
 pub mod http;
 pub mod job;
+#[cfg(test)]
+mod layers;
 pub mod pipeline;
 pub mod progress;
 pub mod redact;
