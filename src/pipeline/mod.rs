@@ -242,9 +242,12 @@ async fn run_with_lock(
     let deadline = started + config.run.run_time_budget;
     // Windows an earlier run left open are resumed where they got, unless the checkpoint was
     // moved past where that run left them (an operator's `checkpoint set`).
+    // Stretches it stored within REPLAY_WINDOW of its range end are fetched again, for records
+    // published late into them.
     let leftover = written
         .leftover()
-        .filter(|l| !backfill && checkpoint_before.is_none_or(|c| l.from >= c));
+        .filter(|l| !backfill && checkpoint_before.is_none_or(|c| l.from >= c))
+        .and_then(|l| l.settled(config.run.replay_window));
     let planner = Planner::resuming_within(
         range_start,
         range_end,
@@ -252,7 +255,7 @@ async fn run_with_lock(
         config.graph.page_size.min(job.spec.max_page_size) as usize,
         config.graph.min_window,
         density,
-        leftover,
+        leftover.as_ref(),
         (!job.spec.ordered).then_some(crate::job::UNORDERED_MAX_WINDOW),
     );
     if let Some(progress) = &options.progress {
@@ -262,7 +265,7 @@ async fn run_with_lock(
         range.start = %timestamp::format(range_start),
         range.end = %timestamp::format(range_end),
         windows = planner.segments(),
-        windows.resumed = leftover.map_or(0, |l| l.open.len()),
+        windows.resumed = leftover.as_ref().map_or(0, |l| l.open.len()),
         density.per_hour = density.unwrap_or(-1.0),
         "run started"
     );

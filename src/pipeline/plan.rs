@@ -96,6 +96,31 @@ pub struct Leftover {
     pub open: Vec<(OffsetDateTime, OffsetDateTime, OffsetDateTime)>,
 }
 
+impl Leftover {
+    /// What of this leftover the next run may trust: stretches fetched by the last run are
+    /// complete only for records at least `replay` older than the last run's range end (a
+    /// record may be published up to `replay` after its time), so the last `replay` before
+    /// `end` is planned afresh, open windows there included. `None` when nothing is left.
+    pub fn settled(&self, replay: std::time::Duration) -> Option<Leftover> {
+        let replay = Duration::try_from(replay).unwrap_or(Duration::MAX);
+        let end = self.end.checked_sub(replay)?;
+        if end <= self.from {
+            return None;
+        }
+        let open = self
+            .open
+            .iter()
+            .filter(|(a, _, _)| *a < end)
+            .map(|(a, b, p)| (*a, (*b).min(end), (*p).min(end)))
+            .collect();
+        Some(Leftover {
+            from: self.from,
+            end,
+            open,
+        })
+    }
+}
+
 /// The segments of one run's range and the lanes working on them.
 #[derive(Debug)]
 pub struct Planner {
@@ -788,6 +813,44 @@ mod tests {
         // The third window is stored up to the fourth's start (which got nothing).
         assert_eq!(spans[1], (w[2].from, w[2].end - Duration::minutes(10)));
         assert_eq!(spans.len(), 2);
+    }
+
+    #[test]
+    fn a_leftover_is_trusted_only_a_replay_window_before_its_end() {
+        let at = |m: i64| T0 + Duration::minutes(m);
+        let leftover = Leftover {
+            from: at(0),
+            end: at(100),
+            open: vec![(at(10), at(20), at(15)), (at(80), at(95), at(90))],
+        };
+        let settled = leftover
+            .settled(std::time::Duration::from_secs(30 * 60))
+            .unwrap();
+        assert_eq!(settled.end, at(70));
+        // The open window before the cut keeps its progress; the one after it is planned anew.
+        assert_eq!(settled.open, vec![(at(10), at(20), at(15))]);
+        let cut = leftover
+            .settled(std::time::Duration::from_secs(15 * 60))
+            .unwrap();
+        assert_eq!(cut.open[1], (at(80), at(85), at(85)));
+        assert_eq!(
+            leftover.settled(std::time::Duration::from_secs(200 * 60)),
+            None
+        );
+        // A resumed plan fetches the last replay window again: a record published late into a
+        // stretch the last run had stored is not skipped.
+        let planner = Planner::resuming(at(0), at(120), 4, 1000, MIN, None, Some(&settled));
+        let fetched: Vec<_> = planner
+            .segments
+            .iter()
+            .filter(|s| s.state != State::Done)
+            .map(|s| (s.start, s.end))
+            .collect();
+        assert!(fetched.contains(&(at(10), at(20))), "{fetched:?}");
+        assert!(
+            fetched.iter().any(|(a, b)| *a <= at(70) && *b > at(70)),
+            "{fetched:?}"
+        );
     }
 
     #[test]

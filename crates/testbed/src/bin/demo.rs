@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use entra_export::job::JobKind;
 use entra_export::storage::Storage;
-use graph_sim::{Lateness, Resource, SimConfig, Throttle};
+use graph_sim::{Lateness, SimConfig, Throttle};
 use testbed::{Serve, Stack, StackOptions, timer_payload};
 use time::OffsetDateTime;
 
@@ -37,7 +37,7 @@ struct Args {
     /// A quicker run: one day of history and two timer ticks (instead of three days and four).
     #[arg(long)]
     short: bool,
-    /// Also download every blob that landed into DIR/logs-audit/ and DIR/logs-signin/.
+    /// Also download every blob that landed into DIR/<default container>/ (logs-audit/, logs-signin/, …).
     #[arg(long, value_name = "DIR")]
     save_blobs: Option<PathBuf>,
     /// After the checks pass, keep the Graph simulator and `entra-export serve` running, print
@@ -49,12 +49,22 @@ struct Args {
     /// with `. FILE`).
     #[arg(long, value_name = "FILE", requires = "keep")]
     env_file: Option<PathBuf>,
-    /// Run no demo: list the blobs and records in the audit and sign-in containers of the
+    /// Run no demo: list the blobs and records in the containers of every enabled stream of the
     /// storage the environment names (the variables `--keep` prints); with --save-blobs, download
     /// them too.
     #[arg(long, conflicts_with_all = ["short", "keep"])]
     list: bool,
 }
+
+/// The streams the demo enables (the defaults of `SIGNIN_EVENT_TYPES` and `AUDIT_STREAMS`).
+const DEMO_STREAMS: [JobKind; 6] = [
+    JobKind::Audit,
+    JobKind::SignIn,
+    JobKind::NonInteractiveSignIn,
+    JobKind::ServicePrincipalSignIn,
+    JobKind::ManagedIdentitySignIn,
+    JobKind::Provisioning,
+];
 
 /// Variables of the stack that are not needed to point the CLI at it.
 const NOT_EXPORTED: &[&str] = &["RUST_LOG"];
@@ -73,6 +83,10 @@ async fn main() -> anyhow::Result<()> {
         live_for: Duration::from_secs(3600),
         audit_per_hour: 120,
         signin_per_hour: 600,
+        noninteractive_per_hour: 1_800,
+        service_principal_per_hour: 300,
+        managed_identity_per_hour: 300,
+        provisioning_per_hour: 30,
         lateness: Lateness::Uniform {
             min: Duration::from_secs(1),
             max: Duration::from_secs(20),
@@ -89,6 +103,12 @@ async fn main() -> anyhow::Result<()> {
         ("QUERY_LAG", "0s".to_owned()),
         ("REPLAY_WINDOW", "2m".to_owned()),
         ("GRAPH_MAX_REQUESTS_PER_10S", "50".to_owned()),
+        // The default streams: every sign-in type, directory audits and provisioning.
+        (
+            "SIGNIN_EVENT_TYPES",
+            "interactiveUser,nonInteractiveUser,servicePrincipal,managedIdentity".to_owned(),
+        ),
+        ("AUDIT_STREAMS", "directoryAudits,provisioning".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -159,10 +179,8 @@ async fn main() -> anyhow::Result<()> {
     println!("== what landed");
     let storage = stack.storage().await?;
     let mut all_good = true;
-    for (kind, resource) in [
-        (JobKind::Audit, Resource::DirectoryAudits),
-        (JobKind::SignIn, Resource::SignIns),
-    ] {
+    for kind in DEMO_STREAMS {
+        let resource = testbed::e2e::resource(kind);
         let container = stack.container(kind);
         let state = storage.read_checkpoint(&container).await?;
         let checkpoint = state.checkpoint.context("no checkpoint was written")?;
@@ -199,6 +217,17 @@ async fn main() -> anyhow::Result<()> {
             duplicates.len(),
             unexpected.len()
         );
+        for record in expected
+            .iter()
+            .filter(|r| missing.iter().take(3).any(|m| *m == r.id))
+        {
+            println!(
+                "      missing {} (time {}, visible at {})",
+                record.id,
+                entra_export::timestamp::format(record.time),
+                entra_export::timestamp::format(record.visible_at)
+            );
+        }
         all_good &= missing.is_empty() && duplicates.is_empty() && unexpected.is_empty();
         let names = storage.list_blobs(&container, "").await?;
         for name in names.iter().take(2).chain(names.last()) {
@@ -329,7 +358,7 @@ async fn wait_for_stop() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--list`: the blobs of both jobs' containers on the storage the environment names.
+/// `--list`: the blobs of every enabled stream's container on the storage the environment names.
 async fn list(save_blobs: Option<&Path>) -> anyhow::Result<()> {
     let config = entra_export::config::Config::from_env().map_err(|e| {
         anyhow::anyhow!(
@@ -338,7 +367,7 @@ async fn list(save_blobs: Option<&Path>) -> anyhow::Result<()> {
     })?;
     let http = entra_export::http::build_client(config.extra_ca_file.as_deref())?;
     let storage = Storage::new(&config.storage, None, http)?;
-    for kind in [JobKind::Audit, JobKind::SignIn] {
+    for kind in config.streams.clone() {
         let container = &config.job(kind).container;
         let names = storage.list_blobs(container, "").await?;
         let landed = testbed::verify::landed(&storage, container).await?;
