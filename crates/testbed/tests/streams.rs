@@ -116,3 +116,92 @@ async fn every_stream_lands_in_its_own_container_exactly_once_and_a_refused_one_
         assert!(landed.records > 0, "{kind}");
     }
 }
+
+#[tokio::test]
+async fn the_python_samples_sign_in_checkpoint_is_honoured_next_to_the_new_streams() {
+    let sim = SimConfig {
+        seed: 42,
+        history: Duration::from_secs(4 * 3600),
+        signin_per_hour: 3_000,
+        noninteractive_per_hour: 6_000,
+        throttle: AMPLE,
+        ..SimConfig::default()
+    };
+    let env = env(&[
+        ("INITIAL_LOOKBACK", "3h"),
+        ("QUERY_LAG", "0s"),
+        ("REPLAY_WINDOW", "10m"),
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("SIGNIN_EVENT_TYPES", "interactiveUser,nonInteractiveUser"),
+    ]);
+    let Some((stack, serve)) = scenario(sim, env).await else {
+        return;
+    };
+    // The Python sample left `logs-signin` with its checkpoint an hour ago: the raw Graph
+    // timestamp (three fraction digits here) and its own `last_execution` key.
+    let storage = stack.storage().await.unwrap();
+    let container = stack.container(JobKind::SignIn);
+    storage.ensure_container(&container).await.unwrap();
+    let python =
+        OffsetDateTime::now_utc().replace_millisecond(250).unwrap() - time::Duration::hours(1);
+    let python_text = format!(
+        "{}.250Z",
+        entra_export::timestamp::format(python)
+            .split('.')
+            .next()
+            .unwrap()
+    );
+    let lock = storage
+        .try_lock_for(&container, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .unwrap();
+    storage
+        .update_metadata(&container, &lock, |current| {
+            let mut metadata = current.clone();
+            metadata.insert("last_datetime".into(), python_text.clone());
+            metadata.insert("last_execution".into(), "2026-12-02 09:15:41.123".into());
+            metadata
+        })
+        .await
+        .unwrap();
+    lock.release().await.unwrap();
+
+    let reply = tick_timer(&serve, Timer::SignIn).await;
+    assert_eq!(reply.outcome(), "complete", "{}", serve.logs());
+    let signin = reply.report_of("signin").unwrap();
+    // The interactive stream goes on from the sample's checkpoint, minus the replay window.
+    let range_start =
+        entra_export::timestamp::parse(signin["range_start"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        range_start,
+        python - time::Duration::minutes(10),
+        "{signin}"
+    );
+    assert_eq!(
+        entra_export::timestamp::parse(signin["checkpoint_before"].as_str().unwrap()).unwrap(),
+        python
+    );
+    // The new stream starts its own first run INITIAL_LOOKBACK back.
+    let noninteractive = reply.report_of("signin-noninteractive").unwrap();
+    assert!(
+        noninteractive["checkpoint_before"].is_null(),
+        "{noninteractive}"
+    );
+    let start =
+        entra_export::timestamp::parse(noninteractive["range_start"].as_str().unwrap()).unwrap();
+    assert!(OffsetDateTime::now_utc() - start > time::Duration::minutes(179));
+    for (kind, from) in [
+        (JobKind::SignIn, range_start),
+        (JobKind::NonInteractiveSignIn, start),
+    ] {
+        let end = checkpoint(&stack, kind).await.unwrap();
+        assert_exactly_once(&stack, kind, from, end, OffsetDateTime::now_utc()).await;
+    }
+    // The sample's own key is kept.
+    let after = storage.read_metadata(&container).await.unwrap();
+    assert_eq!(
+        after.metadata.get("last_execution").map(String::as_str),
+        Some("2026-12-02 09:15:41.123")
+    );
+}
