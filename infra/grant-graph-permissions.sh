@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Grants the entra-export managed identity the Microsoft Graph application permission
-# AuditLog.Read.All (and optionally Directory.Read.All), in the cloud the Azure CLI is set to.
+# Grants the entra-export managed identity the Microsoft Graph application permissions its streams
+# need, in the cloud the Azure CLI is set to:
+#
+#   AuditLog.Read.All           every stream's log (directory audits, all four sign-in types,
+#                               provisioning)
+#   Directory.Read.All          provisioning logs (Graph lists both permissions for them); left out
+#                               with --no-directory-read when provisioning is not in AUDIT_STREAMS
+#   IdentityRiskEvent.Read.All  with --risk: the risk detection streams (riskDetections,
+#                               servicePrincipalRiskDetections in AUDIT_STREAMS)
 #
 # ARM/Bicep cannot do this: it is an app role assignment made through Microsoft Graph
 # (POST /servicePrincipals/{graph-sp}/appRoleAssignedTo). Run it once after each new deployment
@@ -16,9 +23,15 @@ usage() {
   cat <<'EOF'
 Usage: grant-graph-permissions.sh (--principal-id ID | --resource-group RG --name APP) [options]
 
-Grants a managed identity the Microsoft Graph application permission AuditLog.Read.All
-(and, with --directory-read, Directory.Read.All) in the cloud the Azure CLI is set to
-(az cloud set --name AzureUSGovernment | AzureCloud). Already granted permissions are left alone.
+Grants a managed identity the Microsoft Graph application permissions AuditLog.Read.All and
+Directory.Read.All (and, with --risk, IdentityRiskEvent.Read.All) in the cloud the Azure CLI is
+set to (az cloud set --name AzureUSGovernment | AzureCloud). Already granted permissions are left
+alone; nothing is ever revoked.
+
+  permission                  streams (AUDIT_STREAMS / SIGNIN_EVENT_TYPES) that need it
+  AuditLog.Read.All           all: directoryAudits, the four sign-in types, provisioning
+  Directory.Read.All          provisioning
+  IdentityRiskEvent.Read.All  riskDetections, servicePrincipalRiskDetections (--risk)
 
 Identity (one of):
   --principal-id ID        object id of the managed identity's service principal
@@ -27,8 +40,11 @@ Identity (one of):
                            look the id up with: az functionapp identity show
 
 Options:
-  --directory-read         also grant Directory.Read.All (older docs require it; it also
-                           fixes intermittent licence 403s on sign-in logs)
+  --risk                   also grant IdentityRiskEvent.Read.All, for the risk detection streams
+                           (the Bicep parameter riskStreams; output riskStreamsEnabled)
+  --no-directory-read      leave out Directory.Read.All: only when provisioning is not in
+                           AUDIT_STREAMS (the Bicep parameter auditStreams)
+  --directory-read         accepted for older instructions: Directory.Read.All is now the default
   --graph-endpoint URL     Microsoft Graph root to use instead of the CLI cloud's
                            (e.g. https://dod-graph.microsoft.us for DoD / L5 tenants)
   --dry-run                look everything up and print what would be granted; change nothing
@@ -46,7 +62,8 @@ die() {
 principal_id=''
 resource_group=''
 app_name=''
-directory_read=false
+directory_read=true
+risk=false
 graph_endpoint=''
 dry_run=false
 
@@ -56,6 +73,8 @@ while [[ $# -gt 0 ]]; do
     --resource-group | -g) resource_group="${2:?--resource-group needs a value}"; shift 2 ;;
     --name | -n) app_name="${2:?--name needs a value}"; shift 2 ;;
     --directory-read) directory_read=true; shift ;;
+    --no-directory-read) directory_read=false; shift ;;
+    --risk) risk=true; shift ;;
     --graph-endpoint) graph_endpoint="${2:?--graph-endpoint needs a value}"; shift 2 ;;
     --dry-run) dry_run=true; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -112,6 +131,13 @@ roles=(AuditLog.Read.All)
 if [[ "$directory_read" == true ]]; then
   roles+=(Directory.Read.All)
 fi
+if [[ "$risk" == true ]]; then
+  roles+=(IdentityRiskEvent.Read.All)
+fi
+echo "permissions:    ${roles[*]}"
+if [[ "$directory_read" != true ]]; then
+  echo "note: without Directory.Read.All the provisioning stream gets 403: take provisioning out of AUDIT_STREAMS (auditStreams)"
+fi
 
 # Current assignments of the identity, on the Graph service principal only.
 existing="$(graph_get "$graph_endpoint/v1.0/servicePrincipals/$principal_id/appRoleAssignments" \
@@ -122,7 +148,7 @@ kept=0
 for role in "${roles[@]}"; do
   role_id="$(graph_get "$graph_endpoint/v1.0/servicePrincipals/$graph_sp_id?\$select=appRoles" \
     "appRoles[?value=='$role' && contains(allowedMemberTypes, 'Application')].id | [0]")"
-  [[ "$role_id" =~ ^[0-9a-fA-F-]{36}$ ]] || die "Graph has no application role named $role"
+  [[ "$role_id" =~ ^[0-9a-fA-F-]{36}$ ]] || die "Graph has no application role named $role in $graph_endpoint"
   if grep -qix -- "$role_id" <<<"$existing"; then
     echo "kept:           $role ($role_id) was already granted"
     kept=$((kept + 1))

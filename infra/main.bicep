@@ -24,8 +24,13 @@
 // Works in Azure public and Azure US Government: every endpoint comes from environment() or from a
 // resource's primaryEndpoints, never from a hard-coded suffix.
 //
-// Not done here (ARM has no resource for it): the Microsoft Graph application permission
-// AuditLog.Read.All. Run infra/grant-graph-permissions.sh after this deployment.
+// Streams: one data container per stream of src/job.rs, all created whatever is enabled (see
+// `streams` below); SIGNIN_EVENT_TYPES (signinEventTypes) and AUDIT_STREAMS (auditStreams +
+// riskStreams) choose what the two timers run.
+//
+// Not done here (ARM has no resource for it): the Microsoft Graph application permissions
+// AuditLog.Read.All and Directory.Read.All (provisioning), plus IdentityRiskEvent.Read.All with
+// riskStreams. Run infra/grant-graph-permissions.sh (--risk with riskStreams) after this deployment.
 //
 // Deploy:  see docs/deploy.md.
 
@@ -160,22 +165,25 @@ param logStorageAllowSharedKey bool = false
 @maxValue(365)
 param softDeleteRetentionDays int = 30
 
-@description('Time-based immutability (version-level WORM) on both data containers, in days; 0 = none. Recommended: 365 (OMB M-21-31 asks for 12 months of active storage of logs). Created unlocked; lock it by hand once verified (irreversible). The state container never gets one. auditImmutabilityDays / signinImmutabilityDays override it per container.')
+@description('Time-based immutability (version-level WORM) on every data container (one per stream, enabled or not), in days; 0 = none. Recommended: 365 (OMB M-21-31 asks for 12 months of active storage of logs). Created unlocked; lock it by hand once verified (irreversible). The state container never gets one. auditImmutabilityDays / signinImmutabilityDays / streamImmutabilityDays override it per container.')
 @minValue(0)
 @maxValue(146000)
 param immutabilityDays int = 0
 
-@description('Immutability of the audit data container, in days (default: immutabilityDays).')
+@description('Immutability of the audit data container (directory audits), in days (default: immutabilityDays).')
 @minValue(0)
 @maxValue(146000)
 param auditImmutabilityDays int = immutabilityDays
 
-@description('Immutability of the sign-in data container, in days (default: immutabilityDays).')
+@description('Immutability of the interactive sign-in data container, in days (default: immutabilityDays).')
 @minValue(0)
 @maxValue(146000)
 param signinImmutabilityDays int = immutabilityDays
 
-@description('Days after which the lifecycle rule deletes the state container\'s written-id shards (<job container>/ids/) and the state container\'s previous blob versions. Raised automatically to more than reconcileWindowHours (the sweep needs the shards of its whole window).')
+@description('Immutability per stream, in days, keyed by the stream\'s name (the run report\'s job): audit, signin, signin-noninteractive, signin-serviceprincipal, signin-managedidentity, provisioning, riskdetections, spriskdetections. A stream not named keeps immutabilityDays (audit and signin: auditImmutabilityDays, signinImmutabilityDays). Example: {"signin-noninteractive": 90}.')
+param streamImmutabilityDays object = {}
+
+@description('Days after which the lifecycle rule deletes the state container\'s written-id shards (<stream container>/ids/) and the state container\'s previous blob versions. Raised automatically to more than reconcileWindowHours (the sweep needs the shards of its whole window).')
 @minValue(2)
 @maxValue(365)
 param stateRetentionDays int = 3
@@ -213,7 +221,7 @@ param alertWebhookUrl string = ''
 @maxValue(100)
 param noProgressAlertRuns int = 3
 
-@description('Checkpoint lag, in minutes, that raises the "checkpoint lag" alert: now minus the checkpoint of each job\'s latest run. A healthy job lags QUERY_LAG plus up to one schedule interval (about 20 minutes at the defaults).')
+@description('Checkpoint lag, in minutes, that raises the "checkpoint lag" alert: now minus the checkpoint of each enabled stream\'s latest run. A healthy job lags QUERY_LAG plus up to one schedule interval (about 20 minutes at the defaults).')
 @minValue(30)
 @maxValue(2880)
 param checkpointLagAlertMinutes int = 120
@@ -254,15 +262,76 @@ param managedIdentityClientId string = ''
 ])
 param graphApiVersion string = 'v1.0'
 
-@description('AUDIT_CONTAINER: data container and checkpoint of the audit job.')
+@description('SIGNIN_EVENT_TYPES: the sign-in streams SignInTimer runs, each into its own container: interactiveUser (v1.0/auditLogs/signIns, as before), nonInteractiveUser, servicePrincipal and managedIdentity (beta/auditLogs/signIns). Sign-in logs need Entra ID P1 or P2: on a Free tenant pass [] (SignInTimer then runs nothing). Default: all four.')
+@allowed([
+  'interactiveUser'
+  'nonInteractiveUser'
+  'servicePrincipal'
+  'managedIdentity'
+])
+param signinEventTypes array = [
+  'interactiveUser'
+  'nonInteractiveUser'
+  'servicePrincipal'
+  'managedIdentity'
+]
+
+@description('AUDIT_STREAMS (with riskStreams): directoryAudits (v1.0/auditLogs/directoryAudits) and provisioning (v1.0/auditLogs/provisioning, needs Directory.Read.All besides AuditLog.Read.All, and Entra ID P1/P2). Default: both.')
+@allowed([
+  'directoryAudits'
+  'provisioning'
+])
+param auditStreams array = [
+  'directoryAudits'
+  'provisioning'
+]
+
+@description('Identity Protection risk streams AuditTimer also runs (added to AUDIT_STREAMS), off by default: riskDetections (users, Entra ID P2) and servicePrincipalRiskDetections (Workload Identities Premium). Both need the Graph permission IdentityRiskEvent.Read.All: run infra/grant-graph-permissions.sh with --risk.')
+@allowed([
+  'riskDetections'
+  'servicePrincipalRiskDetections'
+])
+param riskStreams array = []
+
+@description('AUDIT_CONTAINER: data container and checkpoint of the directory audits (stream audit).')
 @minLength(3)
 @maxLength(63)
 param auditContainer string = 'logs-audit'
 
-@description('SIGNIN_CONTAINER: data container and checkpoint of the sign-in job.')
+@description('SIGNIN_CONTAINER: data container and checkpoint of the interactive sign-ins (stream signin).')
 @minLength(3)
 @maxLength(63)
 param signinContainer string = 'logs-signin'
+
+@description('SIGNIN_NONINTERACTIVE_CONTAINER: data container and checkpoint of the non-interactive user sign-ins (stream signin-noninteractive).')
+@minLength(3)
+@maxLength(63)
+param signinNonInteractiveContainer string = 'logs-signin-noninteractive'
+
+@description('SIGNIN_SERVICEPRINCIPAL_CONTAINER: data container and checkpoint of the service-principal sign-ins (stream signin-serviceprincipal).')
+@minLength(3)
+@maxLength(63)
+param signinServicePrincipalContainer string = 'logs-signin-serviceprincipal'
+
+@description('SIGNIN_MANAGEDIDENTITY_CONTAINER: data container and checkpoint of the managed-identity sign-ins (stream signin-managedidentity).')
+@minLength(3)
+@maxLength(63)
+param signinManagedIdentityContainer string = 'logs-signin-managedidentity'
+
+@description('PROVISIONING_CONTAINER: data container and checkpoint of the provisioning logs (stream provisioning).')
+@minLength(3)
+@maxLength(63)
+param provisioningContainer string = 'logs-provisioning'
+
+@description('RISKDETECTIONS_CONTAINER: data container and checkpoint of the user risk detections (stream riskdetections). Created even while the stream is off.')
+@minLength(3)
+@maxLength(63)
+param riskDetectionsContainer string = 'logs-riskdetections'
+
+@description('SPRISKDETECTIONS_CONTAINER: data container and checkpoint of the service-principal risk detections (stream spriskdetections). Created even while the stream is off.')
+@minLength(3)
+@maxLength(63)
+param spRiskDetectionsContainer string = 'logs-spriskdetections'
 
 @description('STATE_CONTAINER: ids already written inside the replay window.')
 @minLength(3)
@@ -304,7 +373,7 @@ param functionTimeout string = ''
 @description('SLICE_WIDTH: width of the UTC grid cells that name blob partitions.')
 param sliceWidth string = '1h'
 
-@description('GRAPH_MAX_REQUESTS_PER_10S: Graph reporting throttle budget shared by both jobs.')
+@description('GRAPH_MAX_REQUESTS_PER_10S: Graph reporting throttle budget shared by every stream.')
 @minValue(1)
 @maxValue(1000)
 param graphMaxRequestsPer10s int = 5
@@ -406,16 +475,93 @@ var hostStorageNeedsKey = isConsumption && !hostStorageIdentityBased
 // The written-id shards must outlive the reconcile sweep's window (whole days, rounded up, plus one).
 var effectiveStateRetentionDays = max(stateRetentionDays, (reconcileWindowHours + 23) / 24 + 1)
 
-var dataContainers = [
+// Every stream of src/job.rs, in its order: job (the run report's `job`, the CLI's name), setting
+// (its name in SIGNIN_EVENT_TYPES / AUDIT_STREAMS), container, immutability, enabled.
+// scripts/check_infra.py compares this table with src/job.rs.
+//
+// Every stream's container is created, whether the stream is enabled or not. entra-export would
+// create a missing container itself on its first run, but without version-level immutability, which
+// can only be switched on when a container is created (later it is a migration, docs/deploy.md).
+// Created here, a stream turned on later (riskStreams, or the app setting) writes from its first
+// blob into a container that already has its WORM policy; an empty container costs nothing.
+var streams = [
   {
-    name: auditContainer
-    immutabilityDays: auditImmutabilityDays
+    job: 'audit'
+    setting: 'directoryAudits'
+    container: auditContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'audit') ? streamImmutabilityDays.audit : auditImmutabilityDays
+    enabled: contains(auditStreams, 'directoryAudits')
   }
   {
-    name: signinContainer
-    immutabilityDays: signinImmutabilityDays
+    job: 'signin'
+    setting: 'interactiveUser'
+    container: signinContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'signin') ? streamImmutabilityDays.signin : signinImmutabilityDays
+    enabled: contains(signinEventTypes, 'interactiveUser')
+  }
+  {
+    job: 'signin-noninteractive'
+    setting: 'nonInteractiveUser'
+    container: signinNonInteractiveContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'signin-noninteractive') ? streamImmutabilityDays['signin-noninteractive'] : immutabilityDays
+    enabled: contains(signinEventTypes, 'nonInteractiveUser')
+  }
+  {
+    job: 'signin-serviceprincipal'
+    setting: 'servicePrincipal'
+    container: signinServicePrincipalContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'signin-serviceprincipal') ? streamImmutabilityDays['signin-serviceprincipal'] : immutabilityDays
+    enabled: contains(signinEventTypes, 'servicePrincipal')
+  }
+  {
+    job: 'signin-managedidentity'
+    setting: 'managedIdentity'
+    container: signinManagedIdentityContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'signin-managedidentity') ? streamImmutabilityDays['signin-managedidentity'] : immutabilityDays
+    enabled: contains(signinEventTypes, 'managedIdentity')
+  }
+  {
+    job: 'provisioning'
+    setting: 'provisioning'
+    container: provisioningContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'provisioning') ? streamImmutabilityDays.provisioning : immutabilityDays
+    enabled: contains(auditStreams, 'provisioning')
+  }
+  {
+    job: 'riskdetections'
+    setting: 'riskDetections'
+    container: riskDetectionsContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'riskdetections') ? streamImmutabilityDays.riskdetections : immutabilityDays
+    enabled: contains(riskStreams, 'riskDetections')
+  }
+  {
+    job: 'spriskdetections'
+    setting: 'servicePrincipalRiskDetections'
+    container: spRiskDetectionsContainer
+    immutabilityDays: contains(streamImmutabilityDays, 'spriskdetections') ? streamImmutabilityDays.spriskdetections : immutabilityDays
+    enabled: contains(riskStreams, 'servicePrincipalRiskDetections')
   }
 ]
+
+var dataContainers = [for s in streams: {
+  name: s.container
+  immutabilityDays: s.immutabilityDays
+}]
+
+// The written-id shards of every stream (a lifecycle rule takes at most 10 prefixes: 8 streams).
+var stateIdPrefixes = [for s in streams: '${s.container}/ids/']
+
+// The enabled streams, by job name: the alert rules expect a run report from each of them.
+var enabledJobLists = [for s in streams: s.enabled ? [
+  s.job
+] : []]
+var enabledJobs = flatten(enabledJobLists)
+
+// App settings hold strings, and an empty one counts as unset (so the default streams would run):
+// an empty list is written as a lone comma, a list with no names, which runs no stream.
+var allAuditStreams = concat(auditStreams, riskStreams)
+var signinEventTypesSetting = empty(signinEventTypes) ? ',' : join(signinEventTypes, ',')
+var auditStreamsSetting = empty(allAuditStreams) ? ',' : join(allAuditStreams, ',')
 
 // ---------------------------------------------------------------------------------------------
 // Modules
@@ -443,10 +589,7 @@ module logStorage 'modules/log-storage.bicep' = {
     allowSharedKeyAccess: logStorageAllowSharedKey
     dataContainers: dataContainers
     stateContainer: stateContainer
-    stateIdPrefixes: [
-      '${auditContainer}/ids/'
-      '${signinContainer}/ids/'
-    ]
+    stateIdPrefixes: stateIdPrefixes
     stateRetentionDays: effectiveStateRetentionDays
     softDeleteRetentionDays: softDeleteRetentionDays
     allowedIpRanges: logStorageAllowedIpRanges
@@ -481,8 +624,16 @@ var exportSettings = {
   GRAPH_API_VERSION: graphApiVersion
   STORAGE_ACCOUNT_URL: logStorage.outputs.blobEndpoint
   // STORAGE_CONNECTION_STRING: not set (exactly one of it and STORAGE_ACCOUNT_URL; the log account has shared keys off).
+  SIGNIN_EVENT_TYPES: signinEventTypesSetting
+  AUDIT_STREAMS: auditStreamsSetting
   AUDIT_CONTAINER: auditContainer
   SIGNIN_CONTAINER: signinContainer
+  SIGNIN_NONINTERACTIVE_CONTAINER: signinNonInteractiveContainer
+  SIGNIN_SERVICEPRINCIPAL_CONTAINER: signinServicePrincipalContainer
+  SIGNIN_MANAGEDIDENTITY_CONTAINER: signinManagedIdentityContainer
+  PROVISIONING_CONTAINER: provisioningContainer
+  RISKDETECTIONS_CONTAINER: riskDetectionsContainer
+  SPRISKDETECTIONS_CONTAINER: spRiskDetectionsContainer
   STATE_CONTAINER: stateContainer
   INITIAL_LOOKBACK: initialLookback
   QUERY_LAG: queryLag
@@ -591,6 +742,7 @@ module alerts 'modules/alerts.bicep' = {
     alertWebhookUrl: alertWebhookUrl
     noProgressRuns: noProgressAlertRuns
     checkpointLagMinutes: checkpointLagAlertMinutes
+    jobs: enabledJobs
     deployAlerts: deployAlerts
   }
 }
@@ -608,6 +760,9 @@ output isConsumption bool = isConsumption
 output functionTimeout string = effectiveFunctionTimeout
 output runTimeBudget string = effectiveRunTimeBudget
 output logStorageAccountName string = logStorage.outputs.accountName
+output dataContainers array = [for s in streams: s.container]
+output enabledStreams array = enabledJobs
+output riskStreamsEnabled bool = !empty(riskStreams)
 output storageAccountUrl string = logStorage.outputs.blobEndpoint
 output hostStorageAccountName string = hostStorage.outputs.accountName
 output packageContainerUrl string = hostStorage.outputs.deploymentsContainerUrl

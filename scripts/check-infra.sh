@@ -5,14 +5,18 @@
 #                 infra/tools-constraints.txt); shellcheck from Debian if missing
 #   2. bicep      every infra/**/*.bicep parses (pycep and tree-sitter-bicep), module calls and
 #                 outputs line up, the parameters example fits, each hosting plan's app settings
-#                 match src/config.rs (timeouts and budget included), no listKeys on the keyless
+#                 match src/config.rs (timeouts and budget included), one container, app setting,
+#                 written-id prefix and alert expectation per stream of src/job.rs (streams
+#                 enabled as the JobSpecs say), no listKeys on the keyless
 #                 plans, the exporter's custom role has no delete action, the lifecycle rule,
 #                 alert rules, workbook and inbound restrictions exist, no hard-coded cloud
 #                 suffixes, every checkov skip has a reason (scripts/check_infra.py)
 #   3. checkov    static IaC scan of infra/ (framework bicep): no failed check
 #   4. shellcheck infra/*.sh and this project's deployment scripts
-#   5. grant      scripts/test-grant-graph-permissions.sh (fake az: lookups, idempotence)
-#   6. snowflake  scripts/check-snowflake-sql.sh (DuckDB runs the docs/snowflake.md query shapes)
+#   5. grant      scripts/test-grant-graph-permissions.sh (fake az: lookups, idempotence, the
+#                 permissions per stream, --risk)
+#   6. snowflake  scripts/check-snowflake-sql.sh (DuckDB runs docs/snowflake.md's stages, copies and
+#                 views of every stream over sample blobs)
 #   7. sas-rotate scripts/test-snowflake-sas-rotate.sh (fake az, curl, snow, snowsql: the
 #                 user-delegation SAS rotation for Snowflake stages, --dry-run included)
 #

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs the DuckDB stand-in for the docs/snowflake.md queries (scripts/check_snowflake_sql.py).
+# Runs the DuckDB stand-in for docs/snowflake.md (scripts/check_snowflake_sql.py): the doc's stages,
+# copies and views for every stream (audit, the four sign-in types, provisioning, both risk
+# detection streams), its views translated and run.
 #
-#   scripts/check-snowflake-sql.sh                 generated sample blobs, both layouts, plain + gzip
-#   scripts/check-snowflake-sql.sh --blobs DIR     real blobs (DIR/logs-audit, DIR/logs-signin, or one
-#                                                  container folder), e.g. downloaded with
+#   scripts/check-snowflake-sql.sh                 generated sample blobs of every stream, both layouts,
+#                                                  plain + gzip (tests/fixtures/graph and
+#                                                  scripts/snowflake-samples.json)
+#   scripts/check-snowflake-sql.sh --blobs DIR     real blobs (DIR/<default container>/: logs-audit,
+#                                                  logs-signin, logs-provisioning, ..., or one container
+#                                                  folder), e.g. the demo's --save-blobs or
 #                                                  az storage blob download-batch
 set -euo pipefail
 

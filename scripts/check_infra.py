@@ -9,8 +9,9 @@ and GitHub, neither reachable from this build environment).
             and every parameter the module requires; every <module>.outputs.<name> used exists
   params    infra/main.parameters.example.json names only parameters of main.bicep, with values
             of the declared type and inside @allowed / @minLength / @maxLength / @minValue / @maxValue
-  settings  every variable documented in src/config.rs is an app setting in main.bicep (or listed
-            there as deliberately not set), plus the custom-handler platform settings of each plan
+  settings  every variable documented in src/config.rs (or, once split, src/config/*.rs) is an app
+            setting in main.bicep (or listed there as deliberately not set), plus the custom-handler
+            platform settings of each plan
             (FUNCTIONS_WORKER_RUNTIME=custom on Consumption and Dedicated, functionAppConfig
             runtime custom on Flex Consumption, where the deprecated settings must be absent)
   plans     for each hostingPlan, main.bicep's app settings are evaluated from its defaults (a small
@@ -20,6 +21,12 @@ and GitHub, neither reachable from this build environment).
             minutes and matches host.json; likewise the example parameter file and
             local.settings.json.example; QUERY_LAG and REPLAY_WINDOW are not 0 without
             ACCEPT_LATE_RECORD_LOSS
+  streams   main.bicep's `streams` table matches the JobSpecs of src/ (job name, setting name,
+            container variable and default container, default on/off, timer): one data container and
+            one written-id prefix per stream, each container variable an app setting holding that
+            stream's container, SIGNIN_EVENT_TYPES / AUDIT_STREAMS defaulting to the streams on by
+            default, risk streams off unless riskStreams names them, an empty list written so that
+            it runs no stream; the grant script takes --risk (the 403 hints name it)
   keyless   no listKeys(), account key or WEBSITE_CONTENT* setting on the keyless plans: none in
             the Flex Consumption module; in the Consumption/Dedicated module only inside the
             `useKeys ? [...] : []` branch, with useKeys = Consumption && !hostStorageIdentityBased;
@@ -31,7 +38,8 @@ and GitHub, neither reachable from this build environment).
             (<job container>/ids/) and old versions, and never sooner than RECONCILE_WINDOW
   monitoring an action group, the three alert rules (failed runs, runs without progress,
             checkpoint lag) and a workbook exist; every run-report field their queries read
-            exists in src/pipeline/report.rs
+            exists in src/pipeline/report.rs; no query names a stream (they group by the report's
+            job; the enabled streams come from main.bicep)
   inbound   the app and its SCM site deny by default and allow operatorIpRanges
   clouds    no hard-coded cloud host names or suffixes outside comments (environment() and
             primaryEndpoints are used instead)
@@ -174,7 +182,9 @@ def check_params(parsed: dict[Path, dict]) -> None:
         problems = [] if ok else [f"type {type(value).__name__}, declared {spec.get('type')}"]
         for d in spec.get("decorators", []):
             t, a = d.get("type"), d.get("argument")
-            if t == "allowed" and value not in a:
+            if t == "allowed" and isinstance(value, list):
+                problems += [f"{v!r} not in {a}" for v in value if v not in a]
+            elif t == "allowed" and value not in a:
                 problems.append(f"{value!r} not in {a}")
             elif t == "min_length" and len(value) < a:
                 problems.append(f"shorter than {a}")
@@ -187,18 +197,32 @@ def check_params(parsed: dict[Path, dict]) -> None:
         check(f"parameter file: {name} fits its declaration", not problems, "; ".join(problems))
 
 
-def check_settings() -> None:
-    config = ROOT / "src" / "config.rs"
-    main_text = (INFRA / "main.bicep").read_text()
-    if not config.exists():
-        check("src/config.rs exists", False)
-        return
+def config_sources() -> list[Path]:
+    """src/config.rs, or the files of src/config/ once the configuration is split by area."""
+    single = ROOT / "src" / "config.rs"
+    split = sorted((ROOT / "src" / "config").rglob("*.rs")) if (ROOT / "src" / "config").is_dir() else []
+    return ([single] if single.exists() else []) + split
+
+
+def documented_variables() -> list[str]:
+    """The variables of the configuration's module-doc tables (`//! | `NAME`, `NAME` | ...`)."""
     documented = []
-    for line in config.read_text().splitlines():
-        m = re.match(r"\s*//!\s*\|\s*(`[A-Z0-9_]+`(?:\s*,\s*`[A-Z0-9_]+`)*)\s*\|", line)
-        if m:
-            documented += re.findall(r"`([A-Z0-9_]+)`", m[1])
-    check("src/config.rs documents its variables", len(documented) >= 10, str(documented))
+    for f in config_sources():
+        for line in f.read_text().splitlines():
+            m = re.match(r"\s*//!\s*\|\s*(`[A-Z0-9_]+`(?:\s*,\s*`[A-Z0-9_]+`)*)\s*\|", line)
+            if m:
+                documented += [v for v in re.findall(r"`([A-Z0-9_]+)`", m[1]) if v not in documented]
+    return documented
+
+
+def check_settings() -> None:
+    main_text = (INFRA / "main.bicep").read_text()
+    if not config_sources():
+        check("src/config.rs or src/config/ exists", False)
+        return
+    documented = documented_variables()
+    check("the configuration (src/config.rs or src/config/) documents its variables", len(documented) >= 10,
+          str(documented))
     code = strip_comments(main_text)
     not_set = set()
     for line in main_text.splitlines():
@@ -446,8 +470,9 @@ def check_lifecycle() -> None:
     data_prefix = re.findall(r"auditContainer|signinContainer|dataContainers", body)
     check("lifecycle: no rule names a data container", not data_prefix)
     main = strip_comments((INFRA / "main.bicep").read_text())
-    check("lifecycle: the shards' prefixes are '<audit|signin container>/ids/'",
-          "'${auditContainer}/ids/'" in main and "'${signinContainer}/ids/'" in main)
+    check("lifecycle: the shards' prefixes are '<stream container>/ids/' of every stream (check_streams: all of them)",
+          re.search(r"^var stateIdPrefixes = \[for s in streams: '\$\{s\.container\}/ids/'\]", main, re.M) is not None
+          and "stateIdPrefixes: stateIdPrefixes" in main)
     defaults = bicep_defaults()
     window_hours = int(defaults.get("reconcileWindowHours", "0"))
     days = int(defaults.get("stateRetentionDays", "0"))
@@ -458,6 +483,119 @@ def check_lifecycle() -> None:
                     main, re.M) is not None and "stateRetentionDays: effectiveStateRetentionDays" in main)
     m = re.search(r"@maxValue\((\d+)\)\s*param reconcileWindowHours", main)
     check("lifecycle: reconcileWindowHours is capped at config.rs's 30 days", m is not None and int(m[1]) <= 720)
+
+
+# --- streams: main.bicep against the JobSpecs of src/ -------------------------------------------
+
+def job_specs() -> dict[str, dict]:
+    """Every `static|const NAME: JobSpec = JobSpec { field: value, ..., ..BASE };` under src/, with
+    its base's fields filled in: {NAME: {field: value}} (strings unquoted, `Timer::X` as "X")."""
+    raw = {}
+    for f in sorted((ROOT / "src").rglob("*.rs")):
+        text = f.read_text()
+        for m in re.finditer(r"^(?:pub(?:\(\w+\))? )?(?:static|const) (\w+): JobSpec = JobSpec \{", text, re.M):
+            body = block_of(text, m[0])
+            fields = {}
+            for fm in re.finditer(r"^\s*(\w+): (.+?),?\s*$", body, re.M):
+                value = fm[2].strip().rstrip(",")
+                sm = re.fullmatch(r'"(.*)"', value)
+                if sm:
+                    value = sm[1]
+                elif value.startswith("Timer::"):
+                    value = value.split("::", 1)[1]
+                elif value in ("true", "false"):
+                    value = value == "true"
+                fields[fm[1]] = value
+            base = re.search(r"\.\.(\w+)\s*$", body.strip())
+            raw[m[1]] = (fields, base[1] if base else None)
+
+    def resolve(name: str, seen=()) -> dict:
+        fields, base = raw[name]
+        if base and base in raw and base not in seen:
+            return {**resolve(base, seen + (name,)), **fields}
+        return dict(fields)
+
+    specs = {name: resolve(name) for name in raw}
+    return {n: s for n, s in specs.items() if s.get("name")}  # the shared base has no name
+
+
+def param_allowed(name: str) -> list:
+    """The @allowed([...]) list right above `param <name>` in main.bicep."""
+    text = (INFRA / "main.bicep").read_text()
+    m = re.search(rf"@allowed\(\[([^\]]*)\]\)\s*(?:@\w+\([^)]*\)\s*)*param {name}\b", text)
+    return re.findall(r"'([^']*)'", m[1]) if m else []
+
+
+def check_streams() -> None:
+    specs = list(job_specs().values())
+    if not check("streams: the JobSpecs of src/ are found (src/job.rs or wherever they moved)", len(specs) >= 2,
+                 str([s.get("name") for s in specs])):
+        return
+    print(f"info: streams in src/: {', '.join(s['name'] for s in specs)}")
+    text = (INFRA / "main.bicep").read_text()
+    env = app_settings_env("AzureUSGovernment")
+    ev = evaluator("AzureUSGovernment")
+    table = ev.eval(bicep_vars(text)["streams"])
+    by_job = {row["job"]: row for row in table}
+    check("streams: main.bicep's streams table has one row per JobSpec, no other",
+          sorted(by_job) == sorted(s["name"] for s in specs) and len(table) == len(specs),
+          f"{sorted(by_job)} vs {sorted(s['name'] for s in specs)}")
+    signin = [s for s in specs if s.get("timer") == "SignIn"]
+    audit = [s for s in specs if s.get("timer", "Audit") == "Audit"]
+    for s in specs:
+        row = by_job.get(s["name"])
+        if row is None:
+            continue
+        var, default = s.get("container_variable"), s.get("default_container")
+        check(f"streams: {s['name']}: setting name {s.get('setting_name')!r}", row["setting"] == s.get("setting_name"),
+              repr(row["setting"]))
+        check(f"streams: {s['name']}: app setting {var} = its container {default!r} (the default of job.rs)",
+              env.get(var) == default == row["container"], f"{env.get(var)!r}, table {row['container']!r}")
+        check(f"streams: {s['name']}: enabled by default exactly when job.rs says default_on={s.get('default_on')}",
+              row["enabled"] == s.get("default_on", True), repr(row["enabled"]))
+    containers = [row["container"] for row in table]
+    check("streams: every stream has its own data container, distinct from the state container",
+          len(set(containers)) == len(containers) and env.get("STATE_CONTAINER") not in containers, str(containers))
+    data = ev.eval(bicep_vars(text)["dataContainers"])
+    check("streams: log-storage creates every stream's container (enabled or not)",
+          sorted(c["name"] for c in data) == sorted(containers), str(data))
+    prefixes = ev.eval(bicep_vars(text)["stateIdPrefixes"])
+    check("streams: the lifecycle rule ages out every stream's written-id shards (at most 10 prefixes a rule)",
+          sorted(prefixes) == sorted(f"{c}/ids/" for c in containers) and len(prefixes) <= 10, str(prefixes))
+    check("streams: SIGNIN_EVENT_TYPES allows exactly the SignInTimer streams",
+          sorted(param_allowed("signinEventTypes")) == sorted(s["setting_name"] for s in signin),
+          str(param_allowed("signinEventTypes")))
+    check("streams: AUDIT_STREAMS (auditStreams + riskStreams) allows exactly the AuditTimer streams",
+          sorted(param_allowed("auditStreams") + param_allowed("riskStreams")) == sorted(s["setting_name"] for s in audit),
+          f"{param_allowed('auditStreams')} + {param_allowed('riskStreams')}")
+    check("streams: riskStreams offers only streams off by default",
+          all(not s.get("default_on", True) for s in audit if s["setting_name"] in param_allowed("riskStreams"))
+          and all(s.get("default_on", True) for s in audit if s["setting_name"] in param_allowed("auditStreams")))
+    for timer, var, group in (("SignIn", "SIGNIN_EVENT_TYPES", signin), ("Audit", "AUDIT_STREAMS", audit)):
+        want = [s["setting_name"] for s in group if s.get("default_on", True)]
+        check(f"streams: default {var} = the streams on by default ({','.join(want)})",
+              env.get(var, "").split(",") == want, repr(env.get(var)))
+    alerts = ev.eval(bicep_vars(text)["enabledJobs"])
+    check("streams: the alert rules expect a report from each default stream",
+          alerts == [s["name"] for s in specs if s.get("default_on", True)], str(alerts))
+    # Variants of the parameters.
+    none = app_settings_env("AzureUSGovernment", {"signinEventTypes": [], "auditStreams": []})
+    check("streams: an empty list is written as ',' (an empty app setting would mean: the default streams)",
+          none.get("SIGNIN_EVENT_TYPES") == "," and none.get("AUDIT_STREAMS") == ",",
+          f"{none.get('SIGNIN_EVENT_TYPES')!r}, {none.get('AUDIT_STREAMS')!r}")
+    risky = {"riskStreams": param_allowed("riskStreams")}
+    with_risk = app_settings_env("AzureUSGovernment", risky)
+    risk_names = [s["name"] for s in audit if not s.get("default_on", True)]
+    check("streams: riskStreams adds the risk streams to AUDIT_STREAMS and to the alerts' streams",
+          with_risk.get("AUDIT_STREAMS", "").split(",") == param_allowed("auditStreams") + param_allowed("riskStreams")
+          and all(n in evaluator("AzureUSGovernment", risky).eval(bicep_vars(text)["enabledJobs"]) for n in risk_names),
+          repr(with_risk.get("AUDIT_STREAMS")))
+    grant = (INFRA / "grant-graph-permissions.sh").read_text()
+    hints = " ".join(s.get("forbidden_hint", "") for s in specs)
+    check("streams: the grant script takes --risk, as the 403 hints say",
+          ("--risk" not in hints) or re.search(r"^\s*--risk\)", grant, re.M) is not None)
+    check("streams: the grant script grants Directory.Read.All (provisioning) and IdentityRiskEvent.Read.All (--risk)",
+          "Directory.Read.All" in grant and "IdentityRiskEvent.Read.All" in grant)
 
 
 def report_fields() -> set[str]:
@@ -486,6 +624,14 @@ def check_monitoring() -> None:
     unknown = sorted(used - fields)
     check("monitoring: every report.<field> the queries read exists in src/pipeline/report.rs",
           bool(used) and not unknown, ", ".join(unknown))
+    names = sorted({s["name"] for s in job_specs().values()}) or ["audit", "signin"]
+    quoted = [n for n in names if re.search(rf'"{re.escape(n)}"', code)]
+    check("monitoring: no query or rule names a stream (they group by the report's job)", not quoted, ", ".join(quoted))
+    check("monitoring: the lag rule and the workbook take the enabled streams from main.bicep (jobs: enabledJobs)",
+          "jobs: enabledJobs" in main and re.search(r"^param jobs array", code, re.M) is not None
+          and "datatable(job: string) [__JOBS__]" in code and code.count("'__JOBS__', jobsTable") >= 2)
+    check("monitoring: a failed invocation counts only without a failed stream report (no double alert)",
+          "invocation !in (reported)" in code)
     mon = strip_comments((INFRA / "modules" / "monitoring.bicep").read_text())
     check("monitoring: App Insights local auth off with appInsightsEntraAuth (default on for Flex and Dedicated)",
           "DisableLocalAuth: entraAuthOnly" in mon
@@ -541,21 +687,51 @@ def check_checkov(report: Path) -> None:
 
 
 def bicep_defaults() -> dict[str, str]:
-    """main.bicep's `param name type = <default>` lines, the default as Bicep text."""
+    """main.bicep's `param name type = <default>` lines, the default as Bicep text (multi-line
+    array and object literals included)."""
     text = (INFRA / "main.bicep").read_text()
-    return {m[1]: m[2].strip() for m in re.finditer(r"^param\s+(\w+)\s+\w+\s*=\s*(.+)$", text, re.M)}
+    out = {}
+    for m in re.finditer(r"^param\s+(\w+)\s+\w+\s*=\s*(.+)$", text, re.M):
+        rest = m[2].strip()
+        if rest in ("{", "["):
+            rest = rest + block_of(text, m[0]) + ("}" if rest == "{" else "]")
+        out[m[1]] = rest
+    return out
 
 
 def bicep_vars(text: str) -> dict[str, str]:
-    """main.bicep's `var name = <expression>`, multi-line object and array literals included."""
+    """main.bicep's `var name = <expression>`, multi-line object and array literals and
+    `[for ...]` expressions included: the expression runs to the end of the line on which its
+    brackets are balanced."""
     out = {}
-    for m in re.finditer(r"^var\s+(\w+)\s*=\s*(.*)$", text, re.M):
-        rest = m[2].rstrip()
-        if rest in ("{", "["):
-            out[m[1]] = rest + block_of(text, m[0]) + ("}" if rest == "{" else "]")
-        else:
-            out[m[1]] = rest
+    for m in re.finditer(r"^var\s+(\w+)\s*=\s*", text, re.M):
+        out[m[1]] = balanced_expression(text, m.end())
     return out
+
+
+def balanced_expression(text: str, start: int) -> str:
+    """The text from `start` to the first line end outside brackets, strings and comments."""
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        c = text[i]
+        if c == "'":
+            j = i + 1
+            while j < n and text[j] != "'":
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            continue
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c in "{[(":
+            depth += 1
+        elif c in "}])":
+            depth -= 1
+        elif c == "\n" and depth <= 0:
+            break
+        i += 1
+    return text[start:i].rstrip()
 
 
 class Evaluator:
@@ -572,13 +748,15 @@ class Evaluator:
            "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "+": lambda a, b: a + b,
            "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a // b}
 
-    def __init__(self, params: dict, variables: dict[str, str], runtime: dict, cache: dict | None = None):
+    def __init__(self, params: dict, variables: dict[str, str], runtime: dict, cache: dict | None = None,
+                 local: dict | None = None):
         self.params, self.vars, self.runtime = params, variables, runtime
         self.cache = {} if cache is None else cache
+        self.local = dict(local or {})  # the loop variables of enclosing [for x in ...: ...]
         self.toks, self.pos, self.skipping = [], 0, False
 
     def eval(self, text: str):
-        sub = Evaluator(self.params, self.vars, self.runtime, self.cache)
+        sub = Evaluator(self.params, self.vars, self.runtime, self.cache, self.local)
         sub.toks = self.tokenize(text)
         value = sub.ternary()
         if sub.pos != len(sub.toks):
@@ -586,6 +764,8 @@ class Evaluator:
         return value
 
     def name(self, ident: str):
+        if ident in self.local:
+            return self.local[ident]
         if ident in self.params:
             return self.params[ident]
         if ident in self.vars:
@@ -744,6 +924,8 @@ class Evaluator:
                 obj[key] = self.ternary()
             self.take("}")
             return obj
+        if kind == "op" and val == "[" and self.pos < len(self.toks) and self.toks[self.pos] == ("id", "for"):
+            return self.comprehension()
         if kind == "op" and val == "[":
             arr = []
             while not self.peek("]"):
@@ -763,7 +945,11 @@ class Evaluator:
                 self.take(")")
                 if self.skipping:
                     return None
-                funcs = {"empty": lambda x: x in ("", None, [], {}), "string": self.render, "max": max, "min": min}
+                funcs = {"empty": lambda x: x in ("", None, [], {}), "string": self.render, "max": max, "min": min,
+                         "contains": lambda c, x: x in c, "join": lambda a, sep: sep.join(self.render(v) for v in a),
+                         "concat": lambda *xs: ("".join(xs) if all(isinstance(x, str) for x in xs)
+                                                else [v for x in xs for v in x]),
+                         "flatten": lambda a: [v for x in a for v in x], "length": len}
                 if val not in funcs:
                     raise ValueError(f"function {val}() is not supported by the evaluator")
                 return funcs[val](*args)
@@ -780,6 +966,33 @@ class Evaluator:
             return None if self.skipping else self.name(val)
         raise ValueError(f"unexpected {val!r}")
 
+    def comprehension(self):
+        """`[for x in <items>: <body>]` (the `[` taken): the body evaluated once per item."""
+        self.pos += 1  # for
+        var = self.toks[self.pos][1]
+        self.pos += 1
+        if self.toks[self.pos] != ("id", "in"):
+            raise ValueError(f"expected 'in' after 'for {var}'")
+        self.pos += 1
+        items = self.binary(0)
+        self.take(":")
+        start = self.pos
+        if self.skipping or not items:
+            self.skipped(self.ternary)
+            self.take("]")
+            return None if self.skipping else []
+        out = []
+        outer = self.local
+        for item in items:
+            self.pos = start
+            self.local = {**outer, var: item}
+            try:
+                out.append(self.ternary())
+            finally:
+                self.local = outer
+        self.take("]")
+        return out
+
     @staticmethod
     def render(v) -> str:
         if isinstance(v, bool):
@@ -787,11 +1000,10 @@ class Evaluator:
         return "" if v is None else str(v)
 
 
-def app_settings_env(cloud: str, overrides: dict | None = None) -> dict[str, str]:
-    """The entra-export app settings main.bicep would set with its default parameters (or with
-    `overrides`, e.g. {"hostingPlan": "Consumption"} or a parameter file's values), with the
-    deployment-time values (tenant, storage endpoint) replaced by plausible ones for `cloud`.
-    Standard library only, so scripts/test-package.sh can run it without the tools venv."""
+def evaluator(cloud: str, overrides: dict | None = None) -> Evaluator:
+    """An evaluator of main.bicep with its default parameters (or `overrides`, e.g.
+    {"hostingPlan": "Consumption"} or a parameter file's values) and the deployment-time values
+    (tenant, storage endpoint) replaced by plausible ones for `cloud`."""
     text = (INFRA / "main.bicep").read_text()
     variables = bicep_vars(text)
     suffix = {"AzurePublic": "core.windows.net", "AzureUSGovernment": "core.usgovcloudapi.net"}[cloud]
@@ -804,7 +1016,7 @@ def app_settings_env(cloud: str, overrides: dict | None = None) -> dict[str, str
     params: dict = {}
     ev = Evaluator(params, variables, runtime)
     defaults = bicep_defaults()
-    for name, expr in defaults.items():
+    for name in defaults:
         if name in runtime:
             continue
         if overrides and name in overrides:
@@ -816,7 +1028,15 @@ def app_settings_env(cloud: str, overrides: dict | None = None) -> dict[str, str
         try:
             params[name] = ev.eval(expr)
         except (ValueError, IndexError, KeyError, TypeError):
-            pass  # resourceGroup(), multi-line objects and the like: not needed by the settings
+            pass  # resourceGroup(), uniqueString() and the like: not needed by the settings
+    return ev
+
+
+def app_settings_env(cloud: str, overrides: dict | None = None) -> dict[str, str]:
+    """The entra-export app settings main.bicep would set (see evaluator()).
+    Standard library only, so scripts/test-package.sh can run it without the tools venv."""
+    text = (INFRA / "main.bicep").read_text()
+    ev = evaluator(cloud, overrides)
     env = {}
     block = block_of(text, "var exportSettings = {")
     for m in re.finditer(r"^\s+([A-Za-z][A-Za-z0-9_]+):\s*(.+)$", block, re.M):
@@ -847,6 +1067,7 @@ def main() -> int:
         check_params(parsed)
         check_settings()
         check_timeouts()
+        check_streams()
         check_keyless()
         check_role()
         check_lifecycle()

@@ -1,19 +1,27 @@
 // Monitoring as code: an action group, three scheduled-query alert rules on Application Insights
-// and an Azure Monitor workbook.
+// and an Azure Monitor workbook, covering every stream (audit, signin, signin-noninteractive,
+// signin-serviceprincipal, signin-managedidentity, provisioning, riskdetections, spriskdetections).
 //
-// Every rule reads the run report entra-export logs once per run (src/pipeline/report.rs): a JSON
-// line on stdout or stderr whose field "run.report" holds the report as compact JSON, which the
-// Functions host stores in the `traces` table (docs/operations.md, "Read the run report"). The
-// fields used here (job, outcome, reason, runs_without_progress, made_progress, checkpoint_after,
-// backfill, records_written, records_fetched, records_skipped, late_records, requests, throttled)
-// are checked against report.rs by scripts/check_infra.py.
+// Every rule reads the run report entra-export logs once per stream run (src/pipeline/report.rs): a
+// JSON line on stdout or stderr whose field "run.report" holds the report as compact JSON, which the
+// Functions host stores in the `traces` table (docs/operations.md, "Read the run report"). An
+// invocation of AuditTimer or SignInTimer runs several streams at once and logs one such line for
+// each; its ReturnValue is {"outcome": <worst>, "reports": [<one report per stream>]}, which the
+// host does not put in `traces`, so the rules read the per-stream lines, never the ReturnValue. No
+// query names a stream: each groups by the report's `job`, and the lag rule takes the list of
+// enabled streams from `jobs`. The fields used here (job, invocation_id, outcome, reason,
+// runs_without_progress, made_progress, checkpoint_after, backfill, records_written,
+// records_fetched, records_reconciled, records_skipped, late_records, requests, throttled,
+// reconcile) are checked against report.rs by scripts/check_infra.py.
 //
-//   failed runs          any run report with outcome "failed", or a failed AuditTimer/SignInTimer
-//                        invocation (the handler answers 500 when a run fails; a crash or a host
-//                        timeout shows only there)
+//   failed runs          any run report with outcome "failed" (one alert per stream), or a failed
+//                        AuditTimer/SignInTimer invocation that logged no failed report (the
+//                        handler answers 500 when a stream failed, and that stream's report is
+//                        already counted; a crash or a host timeout shows only in `requests`)
 //   runs without progress  runs_without_progress >= noProgressRuns (3 = 45 minutes by default)
-//   checkpoint lag       now minus the checkpoint of each job's latest run > checkpointLagMinutes,
-//                        or no run report at all for six hours (timers stopped, app down)
+//   checkpoint lag       now minus the checkpoint of each enabled stream's latest run >
+//                        checkpointLagMinutes, or no run report from it for six hours (timers
+//                        stopped, app down, stream never run)
 
 param location string
 param tags object
@@ -35,6 +43,9 @@ param noProgressRuns int
 @minValue(1)
 param checkpointLagMinutes int
 
+@description('The enabled streams, by the run report\'s job name (audit, signin, signin-noninteractive, …): each is expected to report at least every six hours.')
+param jobs array
+
 param deployAlerts bool
 
 // The run report of each traces row, as a dynamic value.
@@ -43,12 +54,19 @@ var reports = '''traces
 | extend report = parse_json(tostring(parse_json(message)["run.report"]))
 | where isnotempty(report.job)'''
 
+// The enabled streams as a KQL datatable body: "audit", "signin", ...
+var quotedJobs = [for j in jobs: '"${j}"']
+var jobsTable = join(quotedJobs, ', ')
+
 var failedRunsQuery = '''let reports = __REPORTS__
 | where tostring(report.outcome) == "failed"
-| project timestamp, job = tostring(report.job), reason = tostring(report.reason);
+| project timestamp, job = tostring(report.job), reason = tostring(report.reason), invocation = tostring(report.invocation_id);
+let reported = reports | where isnotempty(invocation) | distinct invocation;
 let hostFailures = requests
 | where operation_Name in ("AuditTimer", "SignInTimer") and success == false
-| project timestamp, job = iff(operation_Name == "AuditTimer", "audit", "signin"), reason = strcat("invocation failed, result code ", resultCode);
+| extend invocation = tostring(customDimensions["InvocationId"])
+| where isempty(invocation) or invocation !in (reported)
+| project timestamp, job = operation_Name, reason = strcat("invocation failed without a failed stream report (crash or host timeout?), result code ", resultCode), invocation;
 union reports, hostFailures
 | summarize failures = count(), reason = take_any(reason) by job'''
 
@@ -56,7 +74,7 @@ var noProgressQuery = '''__REPORTS__
 | where toint(report.runs_without_progress) >= __RUNS__
 | summarize stuck_runs = max(toint(report.runs_without_progress)), reason = take_any(tostring(report.reason)) by job = tostring(report.job)'''
 
-var lagQuery = '''let jobs = datatable(job: string) ["audit", "signin"];
+var lagQuery = '''let jobs = datatable(job: string) [__JOBS__];
 let latest = __REPORTS__
 | where tobool(report.backfill) != true and isnotempty(tostring(report.checkpoint_after))
 | extend checkpoint = todatetime(tostring(report.checkpoint_after))
@@ -98,7 +116,7 @@ var rules = [
   {
     name: 'failed-runs'
     displayName: 'entra-export: failed runs'
-    description: 'A run of AuditTimer or SignInTimer failed (run report outcome "failed", or a failed invocation). Runbook: docs/operations.md, "Recover from a failed run".'
+    description: 'A stream\'s run failed (run report outcome "failed"; the dimension job is the stream), or an AuditTimer/SignInTimer invocation failed without a failed stream report (job is the function). Runbook: docs/operations.md, "Recover from a failed run".'
     severity: 1
     windowSize: 'PT15M'
     query: replace(failedRunsQuery, '__REPORTS__', reports)
@@ -106,7 +124,7 @@ var rules = [
   {
     name: 'no-progress'
     displayName: 'entra-export: runs without progress'
-    description: 'A job made no progress for ${noProgressRuns} runs in a row (runs_without_progress). Runbook: docs/operations.md, "Runbook: a job without progress".'
+    description: 'A stream made no progress for ${noProgressRuns} runs in a row (runs_without_progress). Runbook: docs/operations.md, "Runbook: a job without progress".'
     severity: 2
     windowSize: 'PT15M'
     query: replace(replace(noProgressQuery, '__REPORTS__', reports), '__RUNS__', string(noProgressRuns))
@@ -114,10 +132,10 @@ var rules = [
   {
     name: 'checkpoint-lag'
     displayName: 'entra-export: checkpoint lag'
-    description: 'A job\'s checkpoint is more than ${checkpointLagMinutes} minutes behind, or no run reported for six hours. Runbook: docs/operations.md, "Runbook: a job without progress".'
+    description: 'An enabled stream\'s checkpoint is more than ${checkpointLagMinutes} minutes behind, or it reported no run for six hours. Runbook: docs/operations.md, "Runbook: a job without progress".'
     severity: 2
     windowSize: 'PT6H'
-    query: replace(replace(lagQuery, '__REPORTS__', reports), '__LAG__', string(checkpointLagMinutes))
+    query: replace(replace(replace(lagQuery, '__REPORTS__', reports), '__LAG__', string(checkpointLagMinutes)), '__JOBS__', jobsTable)
   }
 ]
 
@@ -168,10 +186,18 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = [for r
   }
 }]
 
-// The workbook: records per stream, run outcomes, checkpoint lag, recent problems.
+// The workbook: the latest run of every enabled stream, records per stream, run outcomes,
+// checkpoint lag, recent problems.
 var workbookQueries = {
+  streams: '''let jobs = datatable(job: string) [__JOBS__];
+let latest = __REPORTS__
+| summarize arg_max(timestamp, report) by job = tostring(report.job);
+jobs
+| join kind=fullouter latest on job
+| project stream = coalesce(job, job1), enabled = isnotempty(job), last_run = timestamp, outcome = tostring(report.outcome), reason = tostring(report.reason), checkpoint = tostring(report.checkpoint_after), lag_minutes = iff(tobool(report.backfill) == true or isempty(tostring(report.checkpoint_after)), real(null), datetime_diff("second", now(), todatetime(tostring(report.checkpoint_after))) / 60.0), runs_without_progress = toint(report.runs_without_progress), records_written = tolong(report.records_written), records_reconciled = tolong(report.records_reconciled), reconcile_done = tobool(report.reconcile.done)
+| order by stream asc'''
   records: '''__REPORTS__
-| summarize records_written = sum(tolong(report.records_written)), records_fetched = sum(tolong(report.records_fetched)) by bin(timestamp, 1h), job = tostring(report.job)
+| summarize records_written = sum(tolong(report.records_written)), records_fetched = sum(tolong(report.records_fetched)), records_reconciled = sum(tolong(report.records_reconciled)) by bin(timestamp, 1h), job = tostring(report.job)
 | order by timestamp asc'''
   outcomes: '''__REPORTS__
 | summarize runs = count() by bin(timestamp, 1h), outcome = strcat(tostring(report.job), " ", tostring(report.outcome))
@@ -182,8 +208,8 @@ var workbookQueries = {
 | project timestamp, job = tostring(report.job), lag_minutes
 | order by timestamp asc'''
   problems: '''__REPORTS__
-| where tostring(report.outcome) in ("failed", "partial") or toint(report.runs_without_progress) > 0
-| project timestamp, job = tostring(report.job), outcome = tostring(report.outcome), reason = tostring(report.reason), runs_without_progress = toint(report.runs_without_progress), checkpoint = tostring(report.checkpoint_after), late = tolong(report.late_records), requests = tolong(report.requests), throttled = tolong(report.throttled)
+| where tostring(report.outcome) in ("failed", "partial") or toint(report.runs_without_progress) > 0 or isnotempty(tostring(report.reconcile.error))
+| project timestamp, job = tostring(report.job), outcome = tostring(report.outcome), reason = tostring(report.reason), runs_without_progress = toint(report.runs_without_progress), checkpoint = tostring(report.checkpoint_after), late = tolong(report.late_records), reconciled = tolong(report.records_reconciled), reconcile_error = tostring(report.reconcile.error), requests = tolong(report.requests), throttled = tolong(report.throttled), invocation = tostring(report.invocation_id)
 | order by timestamp desc
 | take 100'''
 }
@@ -193,7 +219,7 @@ var workbookItems = [
     type: 1
     name: 'title'
     content: {
-      json: '## entra-export\nRecords per stream, run outcomes and checkpoint lag, from each run\'s report (docs/operations.md).'
+      json: '## entra-export\nEvery stream\'s latest run, records per stream, run outcomes and checkpoint lag, from the report each stream run logs (docs/operations.md). An AuditTimer or SignInTimer invocation runs several streams and logs one report per stream.'
     }
   }
   {
@@ -234,10 +260,24 @@ var workbookItems = [
   }
   {
     type: 3
+    name: 'streams'
+    content: {
+      version: 'KqlItem/1.0'
+      title: 'Streams: the latest run of each (enabled = expected by this deployment)'
+      query: replace(replace(workbookQueries.streams, '__REPORTS__', reports), '__JOBS__', jobsTable)
+      queryType: 0
+      resourceType: 'microsoft.insights/components'
+      timeContextFromParameter: 'TimeRange'
+      visualization: 'table'
+      size: 0
+    }
+  }
+  {
+    type: 3
     name: 'records-per-stream'
     content: {
       version: 'KqlItem/1.0'
-      title: 'Records written per stream (audit, signin), per hour'
+      title: 'Records written, fetched and reconciled per stream, per hour'
       query: replace(workbookQueries.records, '__REPORTS__', reports)
       queryType: 0
       resourceType: 'microsoft.insights/components'
@@ -251,7 +291,7 @@ var workbookItems = [
     name: 'run-outcomes'
     content: {
       version: 'KqlItem/1.0'
-      title: 'Run outcomes per job, per hour'
+      title: 'Run outcomes per stream, per hour'
       query: replace(workbookQueries.outcomes, '__REPORTS__', reports)
       queryType: 0
       resourceType: 'microsoft.insights/components'
@@ -279,7 +319,7 @@ var workbookItems = [
     name: 'problems'
     content: {
       version: 'KqlItem/1.0'
-      title: 'Failed, partial and stuck runs'
+      title: 'Failed, partial and stuck runs, and reconcile errors'
       query: replace(workbookQueries.problems, '__REPORTS__', reports)
       queryType: 0
       resourceType: 'microsoft.insights/components'

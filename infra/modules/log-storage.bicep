@@ -1,7 +1,8 @@
-// The log storage account: where entra-export writes the data blobs, its checkpoints (container
-// metadata last_datetime / last_run_report), its run lock (a container lease) and its state
-// (STATE_CONTAINER: written-ids state, written-id shards <job container>/ids/, journals, the
-// graph-share/ heartbeats).
+// The log storage account: where entra-export writes the data blobs (one container per stream:
+// audit, the four sign-in types, provisioning, the two risk detection streams), its checkpoints
+// (container metadata last_datetime / last_run_report), its run locks (a lease on each stream's
+// container) and its state (STATE_CONTAINER: written-ids state, written-id shards
+// <stream container>/ids/, journals, the graph-share/ heartbeats).
 //
 // The exporter identity cannot delete here (modules/roles.bicep): old state goes through the
 // lifecycle rule below, which the platform runs, never the app.
@@ -22,13 +23,14 @@ param accountName string
 param skuName string = 'Standard_GRS'
 param allowSharedKeyAccess bool
 
-@description('Data containers (one per job), each {name, immutabilityDays}: version-level WORM retention in days, 0 = none. Checkpoints live in their metadata.')
+@description('Data containers (one per stream, whether the stream is enabled or not), each {name, immutabilityDays}: version-level WORM retention in days, 0 = none. Checkpoints live in their metadata.')
 param dataContainers array
 
 @description('State container. Never immutable: its state blobs are replaced and its shards appended to.')
 param stateContainer string
 
-@description('Prefixes inside the state container (without the container) of the written-id shards the lifecycle rule ages out, e.g. logs-audit/ids/.')
+@description('Prefixes inside the state container (without the container) of the written-id shards the lifecycle rule ages out, one per stream, e.g. logs-audit/ids/. A rule takes at most 10 prefixes.')
+@maxLength(10)
 param stateIdPrefixes array
 
 @description('Days after the last write at which the lifecycle rule deletes written-id shards, and days after creation at which it deletes previous versions of state blobs.')
@@ -146,7 +148,7 @@ resource state 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-0
 }
 
 // The exporter never deletes (its role has no delete action), so the state container would only
-// grow: one written-id shard per job and hour of event time, and, with versioning on, a previous
+// grow: one written-id shard per stream and hour of event time, and, with versioning on, a previous
 // version for every state and heartbeat write. The platform deletes them instead. Only the state
 // container is named: data containers are never touched by a lifecycle rule.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
