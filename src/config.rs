@@ -13,8 +13,8 @@
 //! | `GRAPH_API_VERSION` | `v1.0` | `v1.0` or `beta` |
 //! | `STORAGE_ACCOUNT_URL` | none | `https://<account>.blob.<suffix>`, token auth |
 //! | `STORAGE_CONNECTION_STRING` | none | account-key connection string, `UseDevelopmentStorage=true` included |
-//! | `AUDIT_STREAMS` | `directoryAudits,provisioning` | the streams `AuditTimer` runs; `riskDetections`, `servicePrincipalRiskDetections` are opt-in (P2) |
-//! | `SIGNIN_EVENT_TYPES` | `interactiveUser,nonInteractiveUser,servicePrincipal,managedIdentity` | the sign-in streams `SignInTimer` runs (empty: none) |
+//! | `AUDIT_STREAMS` | `directoryAudits,provisioning` | the streams `AuditTimer` runs (`none`: none); `riskDetections`, `servicePrincipalRiskDetections` are opt-in (P2) |
+//! | `SIGNIN_EVENT_TYPES` | `interactiveUser,nonInteractiveUser,servicePrincipal,managedIdentity` | the sign-in streams `SignInTimer` runs (`none`: none) |
 //! | `AUDIT_CONTAINER`, `SIGNIN_CONTAINER`, `SIGNIN_NONINTERACTIVE_CONTAINER`, `SIGNIN_SERVICEPRINCIPAL_CONTAINER`, `SIGNIN_MANAGEDIDENTITY_CONTAINER`, `PROVISIONING_CONTAINER`, `RISKDETECTIONS_CONTAINER`, `SPRISKDETECTIONS_CONTAINER` | `logs-audit`, `logs-signin`, `logs-signin-noninteractive`, `logs-signin-serviceprincipal`, `logs-signin-managedidentity`, `logs-provisioning`, `logs-riskdetections`, `logs-spriskdetections` | data container and checkpoint of each stream |
 //! | `STATE_CONTAINER` | `logs-state` | ids already written inside the replay window |
 //! | `INITIAL_LOOKBACK` | `7d` | how far back a first run starts (at most 30 days) |

@@ -74,6 +74,10 @@ fn timer_streams(p: &mut Parser<'_>, timer: Timer) -> Vec<JobKind> {
             .collect();
     };
     let mut streams = Vec::new();
+    // `none` runs no stream (an empty app setting counts as unset: the defaults).
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Vec::new();
+    }
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match JobKind::from_setting_name(timer, name) {
             Some(kind) if !streams.contains(&kind) => streams.push(kind),
@@ -109,7 +113,12 @@ pub(super) fn describe_enabled(enabled: &[JobKind]) -> Lines {
                 .filter(|kind| kind.spec_template().timer == timer)
                 .map(|kind| kind.spec_template().setting_name)
                 .collect();
-            (timer.setting().into(), names.join(","))
+            let value = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(",")
+            };
+            (timer.setting().into(), value)
         })
         .collect()
 }
@@ -124,6 +133,33 @@ mod tests {
         let config = with(&[]).unwrap();
         assert_eq!(config.job(JobKind::Audit).container, "logs-audit");
         assert_eq!(config.job(JobKind::SignIn).container, "logs-signin");
+    }
+
+    #[test]
+    fn each_timer_runs_its_default_streams_the_listed_ones_or_none() {
+        use crate::job::Timer;
+        let config = with(&[]).unwrap();
+        assert_eq!(config.timer_streams(Timer::SignIn).len(), 4);
+        assert_eq!(
+            config.timer_streams(Timer::Audit),
+            vec![JobKind::Audit, JobKind::Provisioning]
+        );
+        let config = with(&[
+            ("SIGNIN_EVENT_TYPES", "managedIdentity, interactiveUser"),
+            ("AUDIT_STREAMS", "none"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.timer_streams(Timer::SignIn),
+            vec![JobKind::SignIn, JobKind::ManagedIdentitySignIn]
+        );
+        assert!(config.timer_streams(Timer::Audit).is_empty());
+        assert!(
+            with(&[("AUDIT_STREAMS", ",")])
+                .unwrap()
+                .timer_streams(Timer::Audit)
+                .is_empty()
+        );
     }
 
     #[test]
