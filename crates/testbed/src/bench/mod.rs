@@ -6,6 +6,7 @@ pub mod procfs;
 pub mod report;
 pub mod resources;
 pub mod startup;
+pub mod streams;
 pub mod throttle;
 
 use std::path::PathBuf;

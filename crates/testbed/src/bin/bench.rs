@@ -4,7 +4,7 @@
 //! Only the files of the scenarios that ran are written.
 //!
 //! ```text
-//! bench [--quick] [--out DIR] [--only throttle,resources,startup,client,layouts]
+//! bench [--quick] [--out DIR] [--only throttle,resources,startup,client,layouts,streams]
 //!       [--client-results FILE] [--repeats N] [--budget N]
 //!       [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip]
 //!       [--shapes backfill,dense] [--layouts sparse,medium,dense]
@@ -36,6 +36,9 @@
 //!    before the data; `--layouts` narrows them): Graph requests per 1,000 records, wall time
 //!    against the throttle minimum, fraction of the bound, the service against the serial
 //!    strategy. `--case dense:5:4:auto` runs one configuration instead of the set (repeatable).
+//! 6. `streams` (written to `streams.md` and `streams.json`): all eight streams at Graph's
+//!    throttle with a large non-interactive backfill, rounds of both timers at once; fraction
+//!    of the bound per round and every stream's checkpoint advance (`--repeats N`: rounds).
 //!
 //! Use a release build of `entra-export` (`ENTRA_EXPORT_BIN=target/release/entra-export`, or
 //! this binary's own directory when built with `--release`).
@@ -56,7 +59,14 @@ use bench::{Common, layouts, layouts_report, procfs, report, resources, startup,
 use testbed::{Stack, StackOptions};
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 5] = ["throttle", "resources", "startup", "client", "layouts"];
+const SCENARIOS: [&str; 6] = [
+    "throttle",
+    "resources",
+    "startup",
+    "client",
+    "layouts",
+    "streams",
+];
 
 struct Args {
     quick: bool,
@@ -178,7 +188,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client,layouts] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--layouts sparse,medium,dense]\n      [--case LAYOUT:BUDGET:LATENCY:auto|1[:REPEATS]]... [--profile DIR] [--service-env NAME=VALUE]...\nbench --render-only RESULTS.json|LAYOUTS.json [--out DIR]   redraw throughput.svg, or layouts.svg and layouts.md, from a results file, measuring nothing"
+                    "bench [--quick] [--out DIR] [--only throttle,resources,startup,client,layouts,streams] [--client-results FILE] [--repeats N] [--budget N]\n      [--sizes 10000,100000] [--outputs graph-page/none,ndjson/gzip] [--shapes backfill,dense] [--layouts sparse,medium,dense]\n      [--case LAYOUT:BUDGET:LATENCY:auto|1[:REPEATS]]... [--profile DIR] [--service-env NAME=VALUE]...\nbench --render-only RESULTS.json|LAYOUTS.json [--out DIR]   redraw throughput.svg, or layouts.svg and layouts.md, from a results file, measuring nothing"
                 );
                 std::process::exit(0);
             }
@@ -462,6 +472,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    let mut stream_results = None;
+    if wants("streams") {
+        eprintln!("== 6. every stream at once");
+        let streams_began = Instant::now();
+        let params = bench::streams::Params::new(args.quick, args.repeats);
+        let (rounds, service_cpu_s) = bench::streams::run(&params, &common).await?;
+        let mut machine = machine.clone();
+        machine.load_at_end = procfs::load_average();
+        machine.seconds = streams_began.elapsed().as_secs_f64();
+        stream_results = Some(bench::streams::summarise(
+            machine,
+            args.quick,
+            bench_sh_command(),
+            params,
+            rounds,
+            service_cpu_s,
+        ));
+    }
+
     let mut layout_results = None;
     if wants("layouts") {
         eprintln!("== 5. layouts users meet");
@@ -513,6 +542,16 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(
             args.out.join("layouts.svg"),
             layouts_report::svg(params, runs),
+        )?;
+    }
+    if let Some(stream_results) = &stream_results {
+        std::fs::write(
+            args.out.join("streams.json"),
+            serde_json::to_vec_pretty(stream_results)?,
+        )?;
+        std::fs::write(
+            args.out.join("streams.md"),
+            bench::streams::markdown(stream_results),
         )?;
     }
     eprintln!(
