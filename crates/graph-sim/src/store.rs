@@ -422,7 +422,7 @@ pub(crate) fn duration_ns(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn draw(lateness: &Lateness, rng: &mut ChaCha8Rng) -> i64 {
+pub(crate) fn draw(lateness: &Lateness, rng: &mut ChaCha8Rng) -> i64 {
     match lateness {
         Lateness::None => 0,
         Lateness::Fixed(delay) => duration_ns(*delay),
@@ -445,7 +445,7 @@ fn draw(lateness: &Lateness, rng: &mut ChaCha8Rng) -> i64 {
     }
 }
 
-fn truncate(time: i64, digits: u8) -> i64 {
+pub(crate) fn truncate(time: i64, digits: u8) -> i64 {
     let unit = 10i64.pow(9 - u32::from(digits));
     time - time.rem_euclid(unit)
 }

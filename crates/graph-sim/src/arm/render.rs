@@ -11,36 +11,7 @@
 use super::store::Event;
 use crate::timefmt::write_timestamp;
 
-/// The splitmix64 finaliser: a bijection on `u64`.
-pub(crate) fn mix64(value: u64) -> u64 {
-    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A deterministic stream of pseudo-random numbers from one seed.
-pub(crate) struct Mixer(u64);
-
-impl Mixer {
-    pub(crate) fn new(seed: u64) -> Mixer {
-        Mixer(seed)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.0)
-    }
-
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    /// True with probability `percent`/100.
-    pub(crate) fn percent(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+pub(crate) use crate::render::{Mixer, mix64};
 
 /// The role of an event within its operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::ArmConfig;
 use super::render::{Kind, Phase, event_id, kind_of};
-use crate::config::Lateness;
-use crate::store::duration_ns;
+use crate::store::{draw, duration_ns, truncate};
 
 /// One event. Everything not stored here is derived from `op` and `phase` when rendered.
 #[derive(Clone, Copy, Debug)]
@@ -173,33 +172,6 @@ fn phases(op: u64) -> Vec<(Phase, i64)> {
             (Phase::Ended, 20_000 * MS + mixer.below(100_000) as i64 * MS),
         ],
     }
-}
-
-fn draw(lateness: &Lateness, rng: &mut ChaCha8Rng) -> i64 {
-    match lateness {
-        Lateness::None => 0,
-        Lateness::Fixed(delay) => duration_ns(*delay),
-        Lateness::Uniform { min, max } => {
-            let (low, high) = (duration_ns(*min), duration_ns(*max));
-            rng.random_range(low.min(high)..=low.max(high))
-        }
-        Lateness::Mixed {
-            percent,
-            late,
-            otherwise,
-        } => {
-            if rng.random_range(0u8..100) < *percent {
-                draw(late, rng)
-            } else {
-                draw(otherwise, rng)
-            }
-        }
-    }
-}
-
-fn truncate(time: i64, digits: u8) -> i64 {
-    let unit = 10i64.pow(9 - u32::from(digits));
-    time - time.rem_euclid(unit)
 }
 
 #[cfg(test)]
