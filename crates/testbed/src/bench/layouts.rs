@@ -31,7 +31,7 @@ use testbed::{Serve, Stack, StackOptions, timer_payload};
 
 use super::Common;
 use super::procfs::CpuSnapshot;
-use super::throttle::{Strategy, TAIL_PAGES};
+use super::throttle::{Strategy, steady_window};
 
 /// Records per Graph page (`GRAPH_PAGE_SIZE`, Graph's maximum and the service's default).
 pub const PAGE_SIZE: u64 = 1000;
@@ -546,22 +546,16 @@ async fn one(case: &Case, repeat: usize, common: &Common) -> anyhow::Result<Run>
 
     // The steady window, as in scenario 1.
     let n = counters.pages_served;
-    let b = u64::from(case.budget);
-    let (from, to, steady) = if n >= 2 * b + TAIL_PAGES {
-        (b, b + (n - TAIL_PAGES - b) / b * b, true)
-    } else {
-        (1, n, false)
-    };
-    let at = |page: u64| {
-        samples
-            .iter()
-            .find(|s| s.pages >= page)
-            .copied()
-            .context("no sample reached the page")
-    };
-    let (a, z) = (at(from)?, at(to)?);
-    let window_seconds = z.t - a.t;
-    let window_records = z.records - a.records;
+    let (from, to, window_seconds, window_records, steady) = steady_window(
+        |page| {
+            samples
+                .iter()
+                .find(|s| s.pages >= page)
+                .map(|s| (s.t, s.records))
+        },
+        counters.pages_served,
+        u64::from(case.budget),
+    )?;
     let records_per_s = window_records as f64 / window_seconds;
     let per_1000 = |count: u64| count as f64 * 1000.0 / records.max(1) as f64;
     let mut requests_per_10s = Vec::new();

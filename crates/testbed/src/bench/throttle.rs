@@ -279,22 +279,16 @@ async fn one(
     super::delete_containers(&stack).await?;
     let counters = stack.sim.counters();
     let n = counters.pages_served;
-    let b = u64::from(params.budget);
-    let (from, to, steady) = if n >= 2 * b + TAIL_PAGES {
-        (b, b + (n - TAIL_PAGES - b) / b * b, true)
-    } else {
-        (1, n, false)
-    };
-    let at = |page: u64| {
-        samples
-            .iter()
-            .find(|s| s.pages >= page)
-            .copied()
-            .context("no sample reached the page")
-    };
-    let (a, z) = (at(from)?, at(to)?);
-    let window_seconds = z.t - a.t;
-    let window_records = z.records - a.records;
+    let (from, to, window_seconds, window_records, steady) = steady_window(
+        |page| {
+            samples
+                .iter()
+                .find(|s| s.pages >= page)
+                .map(|s| (s.t, s.records))
+        },
+        counters.pages_served,
+        u64::from(params.budget),
+    )?;
     let records_per_s = window_records as f64 / window_seconds;
     let duration_s = report["duration_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
     let fetched = report["records_fetched"].as_u64().unwrap_or(0);
@@ -325,4 +319,23 @@ async fn one(
         service_cpu_s: cpu.service,
         foreign_cores: cpu.foreign() / started.elapsed().as_secs_f64(),
     })
+}
+/// The steady part of a run, pages `B` to `B + m·B` (`B` = budget, leaving [`TAIL_PAGES`]),
+/// or the whole run when it is too short. `at(page)` is the
+/// `(time, records so far)` of the first sample that had `page` pages served.
+/// Returns `(from page, to page, seconds, records, steady)`.
+pub(super) fn steady_window(
+    at: impl Fn(u64) -> Option<(f64, u64)>,
+    pages_served: u64,
+    budget: u64,
+) -> anyhow::Result<(u64, u64, f64, u64, bool)> {
+    let (n, b) = (pages_served, budget);
+    let (from, to, steady) = if n >= 2 * b + TAIL_PAGES {
+        (b, b + (n - TAIL_PAGES - b) / b * b, true)
+    } else {
+        (1, n, false)
+    };
+    let point = |page| at(page).context("no sample reached the page");
+    let ((t0, r0), (t1, r1)) = (point(from)?, point(to)?);
+    Ok((from, to, t1 - t0, r1 - r0, steady))
 }
