@@ -1,6 +1,6 @@
 //! Graph client throughput: `cargo bench --bench graph_client`.
 //!
-//! 1. Parsing 1000-record sign-in pages (`graph::parse_page`), one core.
+//! 1. Parsing 1000-record sign-in pages (`client::parse_page`), one core.
 //! 2. Streaming a window from the simulator with no latency and no throttling: the client runs on
 //!    a current-thread runtime (one core), the simulator on its own thread. Reports records/s
 //!    and the resident memory while paging (it must not grow with the page count).
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use entra_export::auth::{TokenCache, build_credential};
+use entra_export::client::throttle::Limiter;
+use entra_export::client::{FetchLimits, FetchStats, parse_page};
 use entra_export::config::Config;
-use entra_export::graph::throttle::Limiter;
-use entra_export::graph::{FetchLimits, FetchStats, GraphClient, parse_page};
 use entra_export::job::JobKind;
 use futures::StreamExt;
 
@@ -149,7 +149,7 @@ fn stream_from_simulator(records_wanted: u32) -> serde_json::Value {
         let credential = build_credential(&config, http.clone()).unwrap();
         let tokens = Arc::new(TokenCache::new(credential, config.graph.scope.clone()));
         let limiter = Arc::new(Limiter::with_period(1_000_000, Duration::from_secs(1)));
-        let graph = GraphClient::new(&config.graph, tokens, http, limiter);
+        let graph = entra_export::graph::client(&config.graph, tokens, http, limiter);
         let job = JobKind::SignIn.spec_template();
         let mut result = serde_json::Value::Null;
         for round in ["warm-up", "measured"] {

@@ -130,12 +130,25 @@ pub enum StartFilter {
     GtTickBefore,
 }
 
+/// The API a stream is read from (each has its own client in the pipeline's context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Microsoft Graph (`crate::graph`).
+    Graph,
+}
+
 /// Everything the pipeline needs to know about one log stream: a new Graph stream is one more
 /// value of this type (see docs/ARCHITECTURE.md, "Adding a stream").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
     /// Which stream this is.
     pub kind: JobKind,
+    /// The API that serves it.
+    pub api: Api,
+    /// How far back the API keeps records: older ones cannot be fetched.
+    pub retention: std::time::Duration,
+    /// The retention as operators know it, for messages (`Entra's 30-day retention`).
+    pub retention_name: &'static str,
     /// Short name: `audit`, `signin`, `signin-noninteractive`, …
     pub name: &'static str,
     /// The timer function that runs this stream.
@@ -181,6 +194,9 @@ const SIGN_IN_HINT: &str = "this tenant needs Entra ID P1/P2 for sign-in logs, o
 /// The fields every Graph stream shares.
 const GRAPH: JobSpec = JobSpec {
     kind: JobKind::Audit,
+    api: Api::Graph,
+    retention: std::time::Duration::from_secs(30 * 24 * 3600),
+    retention_name: "Entra's 30-day retention",
     name: "",
     timer: Timer::Audit,
     setting_name: "",

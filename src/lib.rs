@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod functions;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod redact;
 pub mod service;
+pub mod source;
 pub mod storage;
 pub mod telemetry;
 pub mod timestamp;

@@ -13,7 +13,7 @@ use super::plan::Planner;
 use super::report::RunReport;
 use super::shards::IdShards;
 use super::slices::Horizon;
-use crate::graph::GraphClient;
+use crate::source::Source;
 use crate::storage::{ETag, LastRun, RunLock, Storage};
 
 /// The last-run record kept in the container metadata.
@@ -46,7 +46,7 @@ pub(super) struct Committer<'a> {
     /// The journals of ids written since the last commit.
     pub(super) journal: Arc<Journal>,
     /// Graph, whose clock bounds the checkpoint.
-    pub(super) graph: GraphClient,
+    pub(super) source: Arc<dyn Source>,
     /// When the run started, by the local monotonic clock.
     pub(super) run_start: tokio::time::Instant,
     /// `QUERY_LAG`.
@@ -93,7 +93,7 @@ impl Committer<'_> {
     /// records Graph publishes later for that stretch must stay ahead of the checkpoint).
     pub(super) fn target(&self, progress: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
         let to = self.horizon.checkpoint_after(progress)?;
-        let Some(graph_start) = self.graph.clock().at(self.run_start) else {
+        let Some(graph_start) = self.source.clock().at(self.run_start) else {
             return Some(to);
         };
         let ceiling = graph_start - super::slices::span(self.query_lag);

@@ -1,6 +1,6 @@
-//! The shared clients every run of this process uses: the configuration, one Graph client (one
-//! HTTP pool, one token cache, one throttle limiter for the tenant), one storage client and the
-//! process's share of the Graph budget; and what started a run.
+//! The shared clients every run of this process uses: the configuration, one source per API
+//! (Graph: one HTTP pool, one token cache, one throttle limiter for the tenant), one storage
+//! client and the process's share of the Graph budget; and what started a run.
 //!
 //! The pipeline owns these types so that it depends on no module above it: `service` builds a
 //! [`Context`] lazily and hands it to [`super::run`].
@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use crate::auth::{self, TokenCache};
+use crate::client::throttle::Limiter;
 use crate::config::{Config, StorageTarget};
-use crate::graph::{GraphClient, throttle::Limiter};
+use crate::job::JobSpec;
+use crate::source::{Source, Sources};
 use crate::storage::Storage;
 
 use super::share::GraphShare;
@@ -18,8 +20,8 @@ use super::share::GraphShare;
 pub struct Context {
     /// The validated configuration.
     pub config: Arc<Config>,
-    /// Microsoft Graph.
-    pub graph: GraphClient,
+    /// Where the streams' records come from, one source per API.
+    pub sources: Sources,
     /// Blob Storage.
     pub storage: Storage,
     /// Graph's throttle budget shared with other processes (heartbeats in storage).
@@ -53,7 +55,7 @@ impl Context {
             config.graph.scope.clone(),
         ));
         let limiter = Arc::new(Limiter::new(config.graph.max_requests_per_10s));
-        let graph = GraphClient::new(&config.graph, tokens, http.clone(), limiter.clone());
+        let sources = Sources::build(&config.graph, tokens, http.clone(), limiter.clone());
         let storage_credential = match config.storage.target {
             StorageTarget::AccountUrl(_) => Some(credential),
             StorageTarget::ConnectionString(_) => None,
@@ -62,10 +64,17 @@ impl Context {
         let share = Arc::new(GraphShare::new(storage.clone(), limiter, &config.tenant_id));
         Ok(Context {
             config,
-            graph,
+            sources,
             storage,
             share,
         })
+    }
+}
+
+impl Context {
+    /// The source of `stream`.
+    pub fn source(&self, stream: &JobSpec) -> Arc<dyn Source> {
+        self.sources.of(stream)
     }
 }
 

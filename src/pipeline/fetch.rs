@@ -15,14 +15,14 @@ use super::dedup::{self, Decision, Entry, WrittenIds};
 use super::plan::{Assignment, Planner};
 use super::slices::{Slice, partition};
 use crate::config::{Compression, OutputFormat};
-use crate::graph::{FetchLimits, FetchStats, GraphClient};
 use crate::job::JobSpec;
+use crate::source::{FetchLimits, FetchStats, Page, Source};
 use crate::storage::{BlobName, Storage};
 
 /// What a window needs from the run.
 pub struct SliceContext {
-    /// Graph.
-    pub graph: GraphClient,
+    /// Where the stream's records come from.
+    pub source: Arc<dyn Source>,
     /// Storage.
     pub storage: Storage,
     /// The job.
@@ -73,7 +73,7 @@ impl SliceContext {
         counts: Arc<Counts>,
     ) -> SliceContext {
         SliceContext {
-            graph: self.graph.clone(),
+            source: self.source.clone(),
             storage: self.storage.clone(),
             job: self.job.clone(),
             container: self.container.clone(),
@@ -132,14 +132,14 @@ pub struct Counts {
 /// Why a slice stopped before writing all its records.
 #[derive(Debug, thiserror::Error)]
 pub enum SliceError {
-    /// Graph failed for good.
+    /// The source failed for good.
     #[error("fetching {window} failed: {source}")]
-    Graph {
+    Source {
         /// The slice, for the message.
         window: String,
         /// The cause.
         #[source]
-        source: crate::graph::Error,
+        source: crate::source::Error,
     },
     /// Storage failed.
     #[error("writing {window} failed: {source}")]
@@ -157,7 +157,7 @@ impl SliceError {
     /// request), so the run should stop starting slices.
     pub fn is_permanent(&self) -> bool {
         match self {
-            SliceError::Graph { source, .. } => !source.is_transient(),
+            SliceError::Source { source, .. } => !source.is_transient(),
             SliceError::Storage { .. } => false,
         }
     }
@@ -259,7 +259,7 @@ pub async fn fetch_window(
     // Ids of the current page already taken, against an id repeated within one page (ids
     // stored from earlier pages, or before a window restart, are in `written`).
     let mut in_page: FxHashMap<u128, u64> = FxHashMap::default();
-    let mut pages = std::pin::pin!(ctx.graph.fetch_window(
+    let mut pages = std::pin::pin!(ctx.source.fetch_window(
         &ctx.job,
         window.from,
         window.end,
@@ -267,10 +267,18 @@ pub async fn fetch_window(
         ctx.limits
     ));
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|source| SliceError::Graph {
-            window: label.clone(),
-            source,
-        })?;
+        let page = match page {
+            Ok(page) => page,
+            // The run's budget ended before the next page was asked for: stopped as after a
+            // page, with the progress of the pages stored.
+            Err(crate::source::Error::DeadlinePassed { .. }) => return Ok(WindowEnd::Stopped),
+            Err(source) => {
+                return Err(SliceError::Source {
+                    window: label.clone(),
+                    source,
+                });
+            }
+        };
         ctx.counts.pages.fetch_add(1, Ordering::Relaxed);
         ctx.counts
             .fetched
@@ -358,7 +366,7 @@ pub async fn fetch_window(
 /// a record fetched again is stored once. Counted in the report; never logged.
 async fn quarantine(
     ctx: &SliceContext,
-    page: &crate::graph::Page,
+    page: &Page,
     query: &str,
 ) -> Result<(), crate::storage::Error> {
     for reject in page.rejects() {

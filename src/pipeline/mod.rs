@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::config::{Config, JobSpecConfig, RETENTION};
-use crate::graph::{FetchLimits, FetchStats};
+use crate::config::{Config, JobSpecConfig};
 use crate::job::JobKind;
+use crate::source::{FetchLimits, FetchStats};
 use crate::storage::{ETag, RunLock, Storage};
 use crate::timestamp;
 use commit::{Archive, Committer};
@@ -200,8 +200,8 @@ async fn run_with_lock(
     report.backfill = options.backfill.is_some();
 
     let now = now_by_graph(context, &job.spec, checkpoint_before, options).await?;
-    let planned =
-        plan_range(config, checkpoint_before, options.backfill, now).map_err(RunError::Range)?;
+    let planned = plan_range(config, &job.spec, checkpoint_before, options.backfill, now)
+        .map_err(RunError::Range)?;
     let (range_start, range_end) = (planned.start, planned.end);
     report.range_start = Some(timestamp::format(range_start));
     report.range_end = Some(timestamp::format(range_end));
@@ -274,7 +274,7 @@ async fn run_with_lock(
     let fetch_stats = Arc::new(FetchStats::default());
     let counts = Arc::new(Counts::default());
     let slice_context = Arc::new(SliceContext {
-        graph: context.graph.clone(),
+        source: context.source(&job.spec),
         storage: storage.clone(),
         job: job.spec.clone(),
         container: job.container.clone(),
@@ -311,7 +311,7 @@ async fn run_with_lock(
         written: written.clone(),
         planner: planner.clone(),
         journal,
-        graph: context.graph.clone(),
+        source: context.source(&job.spec),
         run_start: tokio::time::Instant::from_std(started),
         query_lag: config.run.query_lag,
         archive: (!config.run.reconcile_window.is_zero()).then(|| Archive {
@@ -377,7 +377,7 @@ async fn run_with_lock(
             shards: &shards,
             now,
             deadline,
-            oldest: now - span(RETENTION) + span(RETENTION_MARGIN),
+            oldest: now - span(job.spec.retention) + span(RETENTION_MARGIN),
         };
         sweep.run(&mut committer, report, checkpoint_after).await?;
     }
@@ -410,7 +410,8 @@ async fn now_by_graph(
     options: &RunOptions,
 ) -> Result<OffsetDateTime, RunError> {
     let local = timestamp::truncate_to_ticks(OffsetDateTime::now_utc());
-    let clock = context.graph.clock();
+    let source = context.source(job);
+    let clock = source.clock();
     let best = |graph: Option<OffsetDateTime>| {
         graph.map_or(local, |g| timestamp::truncate_to_ticks(g).min(local))
     };
@@ -423,7 +424,7 @@ async fn now_by_graph(
     }
     if clock.now().is_none() {
         // One request for an empty instant, only to read Graph's `Date`.
-        let probe = context.graph.fetch_window(
+        let probe = source.fetch_window(
             job,
             checkpoint,
             checkpoint + time::Duration::nanoseconds(100),
@@ -504,14 +505,15 @@ struct PlannedRange {
 
 /// The range a run fetches: `[checkpoint - REPLAY_WINDOW, now - QUERY_LAG)`, a first run from
 /// `now - INITIAL_LOOKBACK` (nothing to replay yet), or the backfill's range; clamped inside
-/// Entra's retention. A backfill wholly older than the retention is refused.
+/// the stream's retention. A backfill wholly older than the retention is refused.
 fn plan_range(
     config: &Config,
+    spec: &crate::job::JobSpec,
     checkpoint: Option<OffsetDateTime>,
     backfill: Option<(OffsetDateTime, OffsetDateTime)>,
     now: OffsetDateTime,
 ) -> Result<PlannedRange, String> {
-    let oldest = now - span(RETENTION) + span(RETENTION_MARGIN);
+    let oldest = now - span(spec.retention) + span(RETENTION_MARGIN);
     let latest = now - span(config.run.query_lag);
     let (start, end) = match backfill {
         Some((from, to)) => (from, to.min(latest)),
@@ -522,9 +524,10 @@ fn plan_range(
     };
     if backfill.is_some() && end <= oldest {
         return Err(format!(
-            "the backfill range [{}, {}) lies wholly before Entra's 30-day retention (Graph serves records from {} on): nothing can be fetched",
+            "the backfill range [{}, {}) lies wholly before {} (the source serves records from {} on): nothing can be fetched",
             timestamp::format(start),
             timestamp::format(end),
+            spec.retention_name,
             timestamp::format(oldest)
         ));
     }
@@ -533,7 +536,8 @@ fn plan_range(
         tracing::warn!(
             range.start = %timestamp::format(start),
             clamped.start = %timestamp::format(oldest),
-            "the range starts before Entra's 30-day retention; starting inside it (older records are gone from Graph)"
+            retention = spec.retention_name,
+            "the range starts before the source's retention; starting inside it (older records are gone)"
         );
     }
     Ok(PlannedRange {
@@ -737,7 +741,7 @@ fn lock_planner(planner: &Mutex<Planner>) -> std::sync::MutexGuard<'_, Planner> 
 /// The pause Graph asked for, when `error` is throttling that outlasted the retries.
 fn throttled_for(error: &SliceError) -> Option<Duration> {
     match error {
-        SliceError::Graph { source, .. } => source.retry_after(),
+        SliceError::Source { source, .. } => source.retry_after(),
         SliceError::Storage { .. } => None,
     }
 }
@@ -809,7 +813,8 @@ mod tests {
 
     #[test]
     fn a_first_run_starts_initial_lookback_back_without_a_replay() {
-        let range = plan_range(&config(), None, None, NOW).unwrap();
+        let range =
+            plan_range(&config(), JobKind::SignIn.spec_template(), None, None, NOW).unwrap();
         assert_eq!(range.start, datetime!(2026-11-25 12:00 UTC));
         assert_eq!(range.end, datetime!(2026-12-02 11:58 UTC));
         assert_eq!(range.skipped_from, None);
@@ -818,22 +823,43 @@ mod tests {
     #[test]
     fn a_later_run_replays_before_its_checkpoint() {
         let checkpoint = datetime!(2026-12-02 10:00 UTC);
-        let range = plan_range(&config(), Some(checkpoint), None, NOW).unwrap();
+        let range = plan_range(
+            &config(),
+            JobKind::SignIn.spec_template(),
+            Some(checkpoint),
+            None,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(range.start, datetime!(2026-12-02 09:00 UTC));
     }
 
     #[test]
     fn a_start_before_the_retention_is_moved_up_and_reported() {
         let old = datetime!(2026-10-01 00:00 UTC);
-        let range = plan_range(&config(), Some(old), None, NOW).unwrap();
+        let range = plan_range(
+            &config(),
+            JobKind::SignIn.spec_template(),
+            Some(old),
+            None,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(range.skipped_from, Some(old - time::Duration::hours(1)));
         assert_eq!(
             range.start,
-            NOW - span(RETENTION) + span(RETENTION_MARGIN),
+            NOW - span(JobKind::SignIn.spec_template().retention) + span(RETENTION_MARGIN),
             "15 minutes inside the 30 days"
         );
         let backfill = (old, datetime!(2026-11-20 00:00 UTC));
-        let range = plan_range(&config(), None, Some(backfill), NOW).unwrap();
+        let range = plan_range(
+            &config(),
+            JobKind::SignIn.spec_template(),
+            None,
+            Some(backfill),
+            NOW,
+        )
+        .unwrap();
         assert!(range.start < range.end);
         assert_eq!(range.skipped_from, Some(old));
     }
@@ -844,7 +870,14 @@ mod tests {
             datetime!(2026-09-01 00:00 UTC),
             datetime!(2026-09-02 00:00 UTC),
         );
-        let error = plan_range(&config(), None, Some(backfill), NOW).unwrap_err();
+        let error = plan_range(
+            &config(),
+            JobKind::SignIn.spec_template(),
+            None,
+            Some(backfill),
+            NOW,
+        )
+        .unwrap_err();
         assert!(
             error.contains("wholly before Entra's 30-day retention"),
             "{error}"

@@ -49,7 +49,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::throttle::{Limiter, share_of};
+use crate::client::throttle::{Limiter, share_of};
 use crate::storage::Storage;
 use crate::timestamp;
 

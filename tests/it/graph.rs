@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use entra_export::auth::{TokenCache, build_credential};
+use entra_export::client::throttle::Limiter;
+use entra_export::client::{Error, FetchLimits, FetchStats, Page, PagedClient, RetryPolicy};
 use entra_export::config::Config;
-use entra_export::graph::throttle::Limiter;
-use entra_export::graph::{Error, FetchLimits, FetchStats, GraphClient, Page, RetryPolicy};
 use entra_export::job::{JobKind, JobSpec};
 use futures::StreamExt;
 use graph_sim::{Fault, FaultKind, Resource, RetryAfterStyle, Sim, SimConfig, Throttle};
@@ -22,7 +22,7 @@ const SECRET: &str = "S3cr3t-value-zq9-never-logged";
 /// A simulator plus a client configured against it (token over https with the sim's CA).
 struct Setup {
     sim: Sim,
-    graph: GraphClient,
+    graph: PagedClient,
     stats: Arc<FetchStats>,
     credential: Arc<Recording>,
     _dir: tempfile::TempDir,
@@ -111,7 +111,7 @@ async fn setup(sim_config: SimConfig, options: Options) -> Setup {
         credential.clone(),
         config.graph.scope.clone(),
     ));
-    let graph = GraphClient::new(&config.graph, tokens, http, options.limiter)
+    let graph = entra_export::graph::client(&config.graph, tokens, http, options.limiter)
         .with_retry_policy(options.policy);
     Setup {
         sim,
@@ -820,6 +820,36 @@ async fn a_retry_after_past_the_deadline_ends_the_streams_at_once() {
     );
     assert_eq!(load(&setup.stats.throttled), 1);
     assert_eq!(setup.sim.counters().throttled, 1);
+}
+
+#[tokio::test]
+async fn no_request_is_sent_after_the_deadline() {
+    // Two requests per 3 s: the third page waits for the limiter past the deadline.
+    let setup = setup(
+        sim_config(),
+        Options {
+            limiter: Arc::new(Limiter::with_period(2, Duration::from_secs(3))),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (start, end) = window(&setup.sim, 5, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let (pages, error) =
+        collect_within(&setup, signins(), start, end, FetchLimits::until(deadline)).await;
+    let ended = tokio::time::Instant::now();
+    assert_eq!(pages.len(), 2, "the pages requested before the deadline arrive");
+    match error {
+        Some(Error::DeadlinePassed { path }) => assert_eq!(path, "/v1.0/auditLogs/signIns"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        ended >= deadline && ended < deadline + Duration::from_millis(500),
+        "gave up at the deadline, not when the limiter had a slot: {:?} after it",
+        ended.saturating_duration_since(deadline)
+    );
+    assert_eq!(load(&setup.stats.requests), 2, "nothing sent after the deadline");
+    assert_eq!(setup.sim.counters().requests, 2);
 }
 
 #[tokio::test]

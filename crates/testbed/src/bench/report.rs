@@ -445,7 +445,7 @@ fn client_section(md: &mut String, client: &serde_json::Value) {
     let _ = writeln!(md, "## 4. The Graph client alone\n");
     let _ = writeln!(
         md,
-        "`cargo bench --bench graph_client` (`benches/graph_client.rs`): `graph::parse_page` on a {} KiB 1000-record sign-in page, one core, median of {} rounds of {} pages; and streaming a window from the simulator (no latency, no throttle; client on one core, simulator on another thread).\n",
+        "`cargo bench --bench graph_client` (`benches/graph_client.rs`): `client::parse_page` on a {} KiB 1000-record sign-in page, one core, median of {} rounds of {} pages; and streaming a window from the simulator (no latency, no throttle; client on one core, simulator on another thread).\n",
         client["parse_page"]["page_bytes"].as_f64().unwrap_or(0.0) as u64 / 1024,
         client["parse_page"]["rounds"],
         client["parse_page"]["pages_per_round"]

@@ -24,12 +24,12 @@ use url::Url;
 
 use super::error::{Error, PageRef};
 use super::page::{Page, quarantine_outside};
-use super::{FetchLimits, FetchStats, GraphClient};
+use super::{FetchLimits, FetchStats, PagedClient};
 use crate::job::JobSpec;
 
-/// See [`GraphClient::fetch_window`].
+/// See [`PagedClient::fetch_window`].
 pub(super) fn window_stream(
-    client: GraphClient,
+    client: PagedClient,
     job: JobSpec,
     start: OffsetDateTime,
     end: OffsetDateTime,
@@ -85,7 +85,7 @@ struct Cursor {
 }
 
 struct Walk {
-    client: GraphClient,
+    client: PagedClient,
     job: JobSpec,
     stats: Arc<FetchStats>,
     limits: FetchLimits,

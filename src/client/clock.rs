@@ -16,11 +16,11 @@ use tokio::time::Instant;
 
 /// The latest `Date` Graph sent, and when it arrived by the local monotonic clock.
 #[derive(Debug, Default)]
-pub struct GraphClock {
+pub struct ServerClock {
     seen: Mutex<Option<(Instant, OffsetDateTime)>>,
 }
 
-impl GraphClock {
+impl ServerClock {
     /// Notes the `Date` header of a reply, if it has a valid one.
     pub fn observe(&self, headers: &HeaderMap) {
         let Some(date) = headers
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn graphs_time_follows_the_monotonic_clock_from_the_last_date() {
-        let clock = GraphClock::default();
+        let clock = ServerClock::default();
         assert_eq!(clock.now(), None);
         let t0 = Instant::now();
         clock.record(t0, datetime!(2026-12-02 10:00 UTC));
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn only_valid_date_headers_are_read() {
-        let clock = GraphClock::default();
+        let clock = ServerClock::default();
         let mut headers = HeaderMap::new();
         headers.insert(DATE, HeaderValue::from_static("yesterday"));
         clock.observe(&headers);

@@ -148,6 +148,13 @@ pub enum Error {
         #[source]
         last: Box<Error>,
     },
+    /// The caller's deadline ([`super::FetchLimits::deadline`]) passed before the page could
+    /// be requested: nothing was sent.
+    #[error("the run's time budget ended before {path} could be requested")]
+    DeadlinePassed {
+        /// URL path.
+        path: String,
+    },
     /// No token could be obtained.
     #[error("cannot authenticate to graph: {0}")]
     Token(crate::auth::AuthError),
@@ -163,6 +170,7 @@ impl Error {
             | Error::Transport { .. }
             | Error::Decode { .. }
             | Error::SkipTokenExpired { .. }
+            | Error::DeadlinePassed { .. }
             | Error::Exhausted { .. } => true,
             Error::Status { status, .. } => *status >= 500 || *status == 408,
             Error::BadRequest { .. }
