@@ -11,6 +11,7 @@
 //! | `AZURE_FEDERATED_TOKEN_FILE` | none | workload identity token file |
 //! | `AZURE_AUTHORITY_HOST`, `GRAPH_ENDPOINT` | per cloud | https overrides (private endpoints, local simulator) |
 //! | `GRAPH_API_VERSION` | `v1.0` | `v1.0` or `beta` |
+//! | `ARM_ENDPOINT` | per cloud | Azure Resource Manager, the source of the Azure Activity Log (no timer uses it yet): https override (local simulator) |
 //! | `STORAGE_ACCOUNT_URL` | none | `https://<account>.blob.<suffix>`, token auth |
 //! | `STORAGE_CONNECTION_STRING` | none | account-key connection string, `UseDevelopmentStorage=true` included |
 //! | `AUDIT_STREAMS` | `directoryAudits,provisioning` | the streams `AuditTimer` runs (`none`: none); `riskDetections`, `servicePrincipalRiskDetections` are opt-in (P2) |
@@ -32,6 +33,7 @@
 //! | `GRAPH_REQUEST_TIMEOUT` | `120s` | one Graph request, headers and body |
 //! | `GRAPH_MIN_WINDOW` | `1m` | failing windows are split in half down to this width |
 //! | `GRAPH_PAGE_BUFFER` | `4MiB` | bytes of received pages held at once, each counted twice (page and blob); 256KiB to 1GiB |
+//! | `ARM_MAX_REQUESTS_PER_10S` | `25` | Azure Resource Manager request budget, apart from Graph's |
 //! | `MAX_RECORDS_PER_BLOB` | `1000` | records in one data blob, 1 to 1000 (a blob never spans pages) |
 //! | `OUTPUT_FORMAT`, `OUTPUT_COMPRESSION` | `graph-page`, `none` | `graph-page` or `ndjson`; `none` or `gzip` |
 //! | `REPUBLISH_UPDATES` | `false` | write a later version of a record whose content changed |
@@ -42,13 +44,14 @@
 //!
 //! `config check` shows the variables in the order of this table. Each area parses, checks and
 //! describes its own variables, with its tests beside it: `cloud.rs` (tenant and cloud),
-//! `auth.rs`, `graph.rs`, `storage.rs` (the account, the state container and the blob shape;
+//! `auth.rs`, `graph.rs`, `arm.rs`, `storage.rs` (the account, the state container and the blob shape;
 //! [`connection_string`] is the grammar of `STORAGE_CONNECTION_STRING`), `streams.rs` (which
 //! streams each timer runs, each stream's container) and `run.rs` (the timing of incremental
 //! runs and the budget that must fit in the host's timeout). This file puts them together and
 //! reads the process settings (`EXTRA_CA_FILE`, `LOG_FORMAT`); `parser.rs` collects the
 //! problems, `values.rs` reads and writes durations, sizes and container names.
 
+mod arm;
 mod auth;
 mod cloud;
 pub mod connection_string;
@@ -64,6 +67,7 @@ mod values;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use arm::ArmConfig;
 pub use auth::{AuthConfig, AuthMode, expose};
 pub use cloud::Cloud;
 pub use graph::{ApiVersion, GraphConfig};
@@ -96,6 +100,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Microsoft Graph access.
     pub graph: GraphConfig,
+    /// Azure Resource Manager access (the Azure Activity Log).
+    pub arm: ArmConfig,
     /// Blob Storage access and output format.
     pub storage: StorageConfig,
     /// Incremental-run timing.
@@ -152,6 +158,7 @@ impl Config {
         let cloud = cloud::cloud(&mut p);
         let auth = AuthConfig::parse(&mut p, cloud);
         let graph = GraphConfig::parse(&mut p, cloud);
+        let arm = ArmConfig::parse(&mut p, cloud);
         let storage = StorageConfig::parse(&mut p, cloud);
         let run = RunConfig::parse(&mut p);
         let jobs = streams::containers(&mut p, &storage.state_container);
@@ -173,6 +180,7 @@ impl Config {
             cloud,
             auth,
             graph,
+            arm,
             storage,
             run,
             jobs,
@@ -205,12 +213,14 @@ impl Config {
         let mut lines = cloud::describe(&self.tenant_id, self.cloud);
         lines.extend(self.auth.describe());
         lines.extend(self.graph.describe_endpoint());
+        lines.extend(self.arm.describe_endpoint());
         lines.extend(self.storage.describe_account());
         lines.extend(streams::describe_enabled(&self.streams));
         lines.extend(streams::describe_containers(&self.jobs));
         lines.extend(self.storage.describe_state_container());
         lines.extend(self.run.describe_timing());
         lines.extend(self.graph.describe_limits());
+        lines.extend(self.arm.describe_limits());
         lines.extend(self.storage.describe_output());
         lines.extend(self.run.describe_writes());
         lines.extend(self.describe_process());

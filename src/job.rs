@@ -135,6 +135,8 @@ pub enum StartFilter {
 pub enum Api {
     /// Microsoft Graph (`crate::graph`).
     Graph,
+    /// Azure Resource Manager (`crate::arm`): the Azure Activity Log.
+    Arm,
 }
 
 /// Everything the pipeline needs to know about one log stream: a new Graph stream is one more

@@ -4,6 +4,7 @@
 //! It runs as an Azure Functions custom handler (`serve`) or from a shell (`run`, `status`,
 //! `config check`). See `docs/ARCHITECTURE.md` for the code map and a walk through one timer tick.
 
+pub mod arm;
 pub mod auth;
 pub mod cli;
 pub mod client;

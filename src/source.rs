@@ -4,7 +4,7 @@
 //! stream: path, filters, fields, ordering, retention, what a 403 means).
 //!
 //! Today every source is a [`PagedClient`] (the shared HTTP plumbing of `crate::client`) with
-//! a dialect: Graph's (`crate::graph`). A source that is not a paged JSON API implements
+//! a dialect: Graph's (`crate::graph`) or Azure Resource Manager's (`crate::arm`). A source that is not a paged JSON API implements
 //! [`Source`] itself.
 
 use std::pin::Pin;
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::auth::TokenCache;
 use crate::client::throttle::Limiter;
-use crate::config::GraphConfig;
+use crate::config::Config;
 use crate::job::{Api, JobSpec};
 
 pub use crate::client::clock::ServerClock;
@@ -67,31 +67,52 @@ impl Source for PagedClient {
 #[derive(Debug, Clone)]
 pub struct Sources {
     graph: Arc<dyn Source>,
+    arm: Arc<dyn Source>,
+}
+
+/// What [`Sources::build`] needs besides the configuration: the tokens of each API and the
+/// throttle limiter of Graph (shared with the budget heartbeats).
+pub struct SourceParts {
+    /// Tokens for Graph's scope.
+    pub graph_tokens: Arc<TokenCache>,
+    /// Tokens for ARM's scope.
+    pub arm_tokens: Arc<TokenCache>,
+    /// The process's HTTP pool.
+    pub http: reqwest::Client,
+    /// Graph's throttle limiter.
+    pub graph_limiter: Arc<Limiter>,
 }
 
 impl Sources {
-    /// The sources given: Graph's.
-    pub fn new(graph: Arc<dyn Source>) -> Sources {
-        Sources { graph }
+    /// The sources given.
+    pub fn new(graph: Arc<dyn Source>, arm: Arc<dyn Source>) -> Sources {
+        Sources { graph, arm }
     }
 
-    /// The sources as configured: Graph with `config`'s endpoint, page size and timeouts,
-    /// `tokens`, the process's HTTP pool and Graph's throttle `limiter`.
-    pub fn build(
-        config: &GraphConfig,
-        tokens: Arc<TokenCache>,
-        http: reqwest::Client,
-        limiter: Arc<Limiter>,
-    ) -> Sources {
-        Sources::new(Arc::new(crate::graph::client(
-            config, tokens, http, limiter,
-        )))
+    /// The sources as configured: Graph (`GRAPH_*`) and ARM (`ARM_*`, with its own limiter),
+    /// both with the HTTP client settings of `GRAPH_*`.
+    pub fn build(config: &Config, parts: SourceParts) -> Sources {
+        let graph = crate::graph::client(
+            &config.graph,
+            parts.graph_tokens,
+            parts.http.clone(),
+            parts.graph_limiter,
+        );
+        let arm = crate::arm::client(
+            &config.arm,
+            &config.graph,
+            parts.arm_tokens,
+            parts.http,
+            Arc::new(Limiter::new(config.arm.max_requests_per_10s)),
+        );
+        Sources::new(Arc::new(graph), Arc::new(arm))
     }
 
     /// The source of `stream`.
     pub fn of(&self, stream: &JobSpec) -> Arc<dyn Source> {
         match stream.api {
             Api::Graph => self.graph.clone(),
+            Api::Arm => self.arm.clone(),
         }
     }
 }

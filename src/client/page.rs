@@ -71,7 +71,7 @@ pub struct RejectRef<'a> {
 pub struct ParsedPage {
     /// The records.
     pub page: Page,
-    /// `@odata.nextLink`, verbatim (JSON escapes resolved).
+    /// `@odata.nextLink` (Graph) or `nextLink` (ARM), verbatim (JSON escapes resolved).
     pub next_link: Option<String>,
 }
 
@@ -235,7 +235,8 @@ fn read_record(
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(rename = "@odata.nextLink", default)]
+    /// Graph's name, or ARM's.
+    #[serde(rename = "@odata.nextLink", alias = "nextLink", default)]
     next_link: Option<String>,
     #[serde(borrow, default)]
     value: Option<Vec<&'a RawValue>>,

@@ -47,6 +47,17 @@ impl Cloud {
         }
     }
 
+    /// The Azure Resource Manager root (the Azure Activity Log).
+    pub fn arm_endpoint(self) -> &'static str {
+        match self {
+            Cloud::AzurePublic => "https://management.azure.com",
+            Cloud::AzureUSGovernment | Cloud::AzureUSGovernmentDoD => {
+                "https://management.usgovcloudapi.net"
+            }
+            Cloud::AzureChina => "https://management.chinacloudapi.cn",
+        }
+    }
+
     /// The Blob Storage host suffix (`blob.<suffix>`).
     pub fn storage_suffix(self) -> &'static str {
         match self {
@@ -125,8 +136,14 @@ mod tests {
             "https://login.microsoftonline.com/"
         );
         assert_eq!(config.graph.scope, "https://graph.microsoft.com/.default");
+        assert_eq!(config.arm.scope, "https://management.azure.com/.default");
         let config = with(&[("AZURE_CLOUD", "AzureChina")]).unwrap();
         assert_eq!(config.cloud.storage_suffix(), "core.chinacloudapi.cn");
+        let config = with(&[]).unwrap();
+        assert_eq!(
+            config.arm.scope,
+            "https://management.usgovcloudapi.net/.default"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::auth::{self, TokenCache};
 use crate::client::throttle::Limiter;
 use crate::config::{Config, StorageTarget};
 use crate::job::JobSpec;
-use crate::source::{Source, Sources};
+use crate::source::{Source, SourceParts, Sources};
 use crate::storage::Storage;
 
 use super::share::GraphShare;
@@ -55,7 +55,18 @@ impl Context {
             config.graph.scope.clone(),
         ));
         let limiter = Arc::new(Limiter::new(config.graph.max_requests_per_10s));
-        let sources = Sources::build(&config.graph, tokens, http.clone(), limiter.clone());
+        let sources = Sources::build(
+            &config,
+            SourceParts {
+                graph_tokens: tokens,
+                arm_tokens: Arc::new(TokenCache::new(
+                    credential.clone(),
+                    config.arm.scope.clone(),
+                )),
+                http: http.clone(),
+                graph_limiter: limiter.clone(),
+            },
+        );
         let storage_credential = match config.storage.target {
             StorageTarget::AccountUrl(_) => Some(credential),
             StorageTarget::ConnectionString(_) => None,

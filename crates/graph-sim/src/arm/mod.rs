@@ -12,8 +12,8 @@
 //! - Control endpoints (no auth, not counted): `GET /_sim/arm/truth?subscription=&start=&end=`,
 //!   `GET /_sim/arm/counters`, `GET /_sim/arm/subscriptions`.
 //!
-//! Order of checks: bearer token (401: missing, unknown, expired, or an audience not in
-//! [`ArmConfig::audiences`]) → read budget (429 `SubscriptionRequestsThrottled` with
+//! Order of checks: bearer token (401: missing, unknown, expired, or an audience neither in
+//! [`ArmConfig::audiences`] nor the simulator's own root, `http://<Host>`) → read budget (429 `SubscriptionRequestsThrottled` with
 //! `Retry-After`) → `api-version` (400) → subscription id (400 malformed, 404 not found, 403
 //! forbidden) → `$filter`/`$select` (400) → retention (400) → skiptoken (400) → page. Every reply
 //! after the token check carries `x-ms-ratelimit-remaining-subscription-reads` (or `…-tenant-reads`
@@ -505,7 +505,14 @@ fn authorize(shared: &Shared, parts: &Parts) -> Result<String, (&'static str, St
         ));
     };
     let audiences = &shared.config.arm.audiences;
-    if !audiences.contains(&issued.audience) {
+    // The simulator's own root (`ARM_ENDPOINT` pointed at it) is its resource URI too, as a
+    // private ARM endpoint's is.
+    let own = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .map(|host| format!("http://{host}"));
+    if !audiences.contains(&issued.audience) && own.as_deref() != Some(issued.audience.as_str()) {
         let allowed: Vec<String> = audiences.iter().map(|a| format!("'{a}'")).collect();
         return Err((
             "InvalidAuthenticationTokenAudience",
