@@ -838,7 +838,11 @@ async fn no_request_is_sent_after_the_deadline() {
     let (pages, error) =
         collect_within(&setup, signins(), start, end, FetchLimits::until(deadline)).await;
     let ended = tokio::time::Instant::now();
-    assert_eq!(pages.len(), 2, "the pages requested before the deadline arrive");
+    assert_eq!(
+        pages.len(),
+        2,
+        "the pages requested before the deadline arrive"
+    );
     match error {
         Some(Error::DeadlinePassed { path }) => assert_eq!(path, "/v1.0/auditLogs/signIns"),
         other => panic!("{other:?}"),
@@ -848,7 +852,11 @@ async fn no_request_is_sent_after_the_deadline() {
         "gave up at the deadline, not when the limiter had a slot: {:?} after it",
         ended.saturating_duration_since(deadline)
     );
-    assert_eq!(load(&setup.stats.requests), 2, "nothing sent after the deadline");
+    assert_eq!(
+        load(&setup.stats.requests),
+        2,
+        "nothing sent after the deadline"
+    );
     assert_eq!(setup.sim.counters().requests, 2);
 }
 
