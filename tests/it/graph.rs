@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use entra_export::auth::{TokenCache, build_credential};
+use entra_export::auth::{TokenCache, build_credentials};
 use entra_export::client::throttle::Limiter;
 use entra_export::client::{Error, FetchLimits, FetchStats, Page, PagedClient, RetryPolicy};
 use entra_export::config::Config;
@@ -104,7 +104,7 @@ async fn setup(sim_config: SimConfig, options: Options) -> Setup {
     let config = Config::from_vars(vars).expect("valid configuration");
     let http = entra_export::http::build_client(config.extra_ca_file.as_deref()).unwrap();
     let credential = Arc::new(Recording {
-        inner: build_credential(&config, http.clone()).unwrap(),
+        inner: build_credentials(&config, http.clone()).unwrap().graph,
         issued: Mutex::new(Vec::new()),
     });
     let tokens = Arc::new(TokenCache::new(
@@ -838,7 +838,11 @@ async fn no_request_is_sent_after_the_deadline() {
     let (pages, error) =
         collect_within(&setup, signins(), start, end, FetchLimits::until(deadline)).await;
     let ended = tokio::time::Instant::now();
-    assert_eq!(pages.len(), 2, "the pages requested before the deadline arrive");
+    assert_eq!(
+        pages.len(),
+        2,
+        "the pages requested before the deadline arrive"
+    );
     match error {
         Some(Error::DeadlinePassed { path }) => assert_eq!(path, "/v1.0/auditLogs/signIns"),
         other => panic!("{other:?}"),
@@ -848,7 +852,11 @@ async fn no_request_is_sent_after_the_deadline() {
         "gave up at the deadline, not when the limiter had a slot: {:?} after it",
         ended.saturating_duration_since(deadline)
     );
-    assert_eq!(load(&setup.stats.requests), 2, "nothing sent after the deadline");
+    assert_eq!(
+        load(&setup.stats.requests),
+        2,
+        "nothing sent after the deadline"
+    );
     assert_eq!(setup.sim.counters().requests, 2);
 }
 

@@ -65,14 +65,29 @@ impl TestCertificate {
     /// A new certificate with this common name for `key`. Two calls give two certificates
     /// (different serial numbers and thumbprints) even for the same key.
     pub fn generate(key: TestKey, common_name: &str) -> anyhow::Result<TestCertificate> {
+        let now = OffsetDateTime::now_utc();
+        Self::generate_valid(
+            key,
+            common_name,
+            now - std::time::Duration::from_secs(86_400),
+            now + std::time::Duration::from_secs(365 * 86_400),
+        )
+    }
+
+    /// A certificate valid from `not_before` to `not_after` (an expired one, one not yet valid).
+    pub fn generate_valid(
+        key: TestKey,
+        common_name: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> anyhow::Result<TestCertificate> {
         let key_pair = KeyPair::from_pem(key.pem())?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, common_name);
         params.distinguished_name = name;
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - std::time::Duration::from_secs(86_400);
-        params.not_after = now + std::time::Duration::from_secs(365 * 86_400);
+        params.not_before = not_before;
+        params.not_after = not_after;
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand_serial()));
         let certificate = params.self_signed(&key_pair)?;
         Ok(TestCertificate {
