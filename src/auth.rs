@@ -104,7 +104,7 @@ fn reason(error: &azure_core::Error, max_chars: usize) -> String {
         }
         current = e.source();
     }
-    let joined = parts.join(": ");
+    let joined = without_parse_noise(&parts.join(": "));
     let scrubbed: String = joined
         .split(' ')
         .map(|word| match word.split_once('?') {
@@ -563,6 +563,24 @@ impl TokenCredential for ConfiguredCredential {
             .await
             .map_err(|error| self.settings.explain(&error))
     }
+}
+
+/// `azure_identity` 1.0.0 cannot read an Entra ID error body whose `error_description` holds
+/// escapes (Entra's always ends in `\r\n`-separated trace lines), and says `invalid type:
+/// string "AADSTS…: …\r\nTrace ID: …", expected a borrowed string at line 1 column …`: keep the
+/// description's first line, which is the AADSTS code and text.
+fn without_parse_noise(text: &str) -> String {
+    const NOISE: &str = "invalid type: string \"";
+    let Some(start) = text.find(NOISE) else {
+        return text.to_owned();
+    };
+    let rest = &text[start + NOISE.len()..];
+    let end = [rest.find("\\r\\n"), rest.find('"')]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    format!("{}{}", &text[..start], &rest[..end])
 }
 
 /// The first `AADSTS<digits>` code in a text.
