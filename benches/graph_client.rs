@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use entra_export::auth::{TokenCache, build_credential};
+use entra_export::auth::{TokenCache, build_credentials};
 use entra_export::client::throttle::Limiter;
 use entra_export::client::{FetchLimits, FetchStats, parse_page};
 use entra_export::config::Config;
@@ -146,7 +146,7 @@ fn stream_from_simulator(records_wanted: u32) -> serde_json::Value {
         .unwrap();
     let result = client_runtime.block_on(async {
         let http = entra_export::http::build_client(config.extra_ca_file.as_deref()).unwrap();
-        let credential = build_credential(&config, http.clone()).unwrap();
+        let credential = build_credentials(&config, http.clone()).unwrap().graph;
         let tokens = Arc::new(TokenCache::new(credential, config.graph.scope.clone()));
         let limiter = Arc::new(Limiter::with_period(1_000_000, Duration::from_secs(1)));
         let graph = entra_export::graph::client(&config.graph, tokens, http, limiter);

@@ -255,6 +255,25 @@ param authorityHost string = ''
 @description('AZURE_CLIENT_ID: client id of a user-assigned identity. Empty = the system-assigned identity.')
 param managedIdentityClientId string = ''
 
+@description('GRAPH_CLOUD: the cloud of the tenant whose logs are read, when it is not the Function App\'s (AzurePublic for a commercial or GCC Moderate tenant read from Azure Government). Empty = AZURE_CLOUD. Another cloud needs graphTenantId and graphClientId.')
+@allowed([
+  ''
+  'AzurePublic'
+  'AzureUSGovernment'
+  'AzureUSGovernmentDoD'
+  'AzureChina'
+])
+param graphCloud string = ''
+
+@description('GRAPH_TENANT_ID: the tenant whose logs are read, when it is not tenantId (GUID or primary domain). Empty = tenantId.')
+param graphTenantId string = ''
+
+@description('GRAPH_CLIENT_ID: an app registration of that tenant, with the Graph permissions, for Graph tokens. Empty = Graph uses the managed identity, as storage does.')
+param graphClientId string = ''
+
+@description('The secret identifier of the Key Vault certificate of graphClientId (https://<vault host>/secrets/<certificate name>/, no version to follow renewals): GRAPH_CLIENT_CERTIFICATE becomes a Key Vault reference to it. The Function App\'s system-assigned identity needs the Key Vault Secrets User role on the vault (docs/deploy.md). Empty = none.')
+param graphClientCertificateSecretUri string = ''
+
 @description('GRAPH_API_VERSION')
 @allowed([
   'v1.0'
@@ -619,9 +638,17 @@ var exportSettings = {
   AUTH_MODE: 'managed_identity'
   AZURE_CLIENT_ID: managedIdentityClientId
   // AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE: not set (AUTH_MODE=managed_identity needs neither).
+  // AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_CERTIFICATE, AZURE_CLIENT_CERTIFICATE_PASSWORD: not set (likewise).
+  // GRAPH_AUTH_MODE, GRAPH_CLIENT_SECRET, GRAPH_CLIENT_CERTIFICATE_PATH, GRAPH_CLIENT_CERTIFICATE_PASSWORD: not set (a certificate from Key Vault, below, or the managed identity).
+  // GRAPH_FEDERATED_TOKEN_FILE, GRAPH_AUTHORITY_HOST: not set (Graph's authority is GRAPH_CLOUD's).
   AZURE_AUTHORITY_HOST: authorityHost
   GRAPH_ENDPOINT: graphEndpoint
   GRAPH_API_VERSION: graphApiVersion
+  GRAPH_CLOUD: graphCloud
+  GRAPH_TENANT_ID: graphTenantId
+  GRAPH_CLIENT_ID: graphClientId
+  // The platform resolves the reference to the certificate's base64 PFX before entra-export starts.
+  GRAPH_CLIENT_CERTIFICATE: empty(graphClientCertificateSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${graphClientCertificateSecretUri})'
   STORAGE_ACCOUNT_URL: logStorage.outputs.blobEndpoint
   // STORAGE_CONNECTION_STRING: not set (exactly one of it and STORAGE_ACCOUNT_URL; the log account has shared keys off).
   SIGNIN_EVENT_TYPES: signinEventTypesSetting

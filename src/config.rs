@@ -6,11 +6,15 @@
 //! |---|---|---|
 //! | `AZURE_TENANT_ID` | required | tenant id (GUID) or primary domain |
 //! | `AZURE_CLOUD` | `AzureUSGovernment` | `AzurePublic`, `AzureUSGovernment`, `AzureUSGovernmentDoD`, `AzureChina` |
-//! | `AUTH_MODE` | `auto` | `auto`, `managed_identity`, `client_secret`, `workload_identity`, `azure_cli` |
+//! | `AUTH_MODE` | `auto` | `auto`, `managed_identity`, `client_secret`, `client_certificate`, `workload_identity`, `azure_cli` |
 //! | `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` | none | service principal, or the user-assigned identity's client id |
+//! | `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_CLIENT_CERTIFICATE`, `AZURE_CLIENT_CERTIFICATE_PASSWORD` | none | the service principal's certificate: a PEM file (key and certificate) or a PFX, or the certificate itself (the base64 PFX a Key Vault reference resolves to, or PEM text), and its password |
 //! | `AZURE_FEDERATED_TOKEN_FILE` | none | workload identity token file |
-//! | `AZURE_AUTHORITY_HOST`, `GRAPH_ENDPOINT` | per cloud | https overrides (private endpoints, local simulator) |
+//! | `AZURE_AUTHORITY_HOST`, `GRAPH_ENDPOINT` | per cloud (`GRAPH_ENDPOINT`: `GRAPH_CLOUD`'s) | https overrides (private endpoints, local simulator) |
 //! | `GRAPH_API_VERSION` | `v1.0` | `v1.0` or `beta` |
+//! | `GRAPH_CLOUD`, `GRAPH_TENANT_ID` | `AZURE_CLOUD`, `AZURE_TENANT_ID` | Graph's cloud and tenant, when they are not the service's (a commercial or GCC Moderate tenant read from a Government Function App) |
+//! | `GRAPH_AUTH_MODE`, `GRAPH_CLIENT_ID`, `GRAPH_CLIENT_SECRET`, `GRAPH_CLIENT_CERTIFICATE_PATH`, `GRAPH_CLIENT_CERTIFICATE`, `GRAPH_CLIENT_CERTIFICATE_PASSWORD`, `GRAPH_FEDERATED_TOKEN_FILE` | `AUTH_MODE`'s credential | Graph's own credential, like the `AUTH_MODE` set; once one is set, Graph's credential is read from these alone |
+//! | `GRAPH_AUTHORITY_HOST` | `GRAPH_CLOUD`'s when set, else `AZURE_AUTHORITY_HOST`'s | https override of Graph's authority |
 //! | `ARM_ENDPOINT` | per cloud | Azure Resource Manager, the source of the Azure Activity Log (no timer uses it yet): https override (local simulator) |
 //! | `STORAGE_ACCOUNT_URL` | none | `https://<account>.blob.<suffix>`, token auth |
 //! | `STORAGE_CONNECTION_STRING` | none | account-key connection string, `UseDevelopmentStorage=true` included |
@@ -53,6 +57,7 @@
 
 mod arm;
 mod auth;
+mod certificate;
 mod cloud;
 pub mod connection_string;
 mod graph;
@@ -68,7 +73,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use arm::ArmConfig;
-pub use auth::{AuthConfig, AuthMode, expose};
+pub use auth::{
+    AuthConfig, AuthMode, CredentialSet, CredentialVariables, GraphIdentity, INHERITED, expose,
+};
+pub use certificate::{CertificateSource, ClientCertificate};
 pub use cloud::Cloud;
 pub use graph::{ApiVersion, GraphConfig};
 pub use parser::{ConfigError, Problem};
@@ -96,8 +104,10 @@ pub struct Config {
     pub tenant_id: String,
     /// The national or public cloud.
     pub cloud: Cloud,
-    /// How tokens are obtained.
+    /// How tokens are obtained (Blob Storage's, and Graph's unless Graph has its own).
     pub auth: AuthConfig,
+    /// Graph's tenant, cloud and credential (by default the service's).
+    pub graph_identity: GraphIdentity,
     /// Microsoft Graph access.
     pub graph: GraphConfig,
     /// Azure Resource Manager access (the Azure Activity Log).
@@ -157,7 +167,8 @@ impl Config {
         let tenant_id = cloud::tenant_id(&mut p);
         let cloud = cloud::cloud(&mut p);
         let auth = AuthConfig::parse(&mut p, cloud);
-        let graph = GraphConfig::parse(&mut p, cloud);
+        let graph_identity = GraphIdentity::parse(&mut p, cloud, &tenant_id, &auth);
+        let graph = GraphConfig::parse(&mut p, graph_identity.cloud);
         let arm = ArmConfig::parse(&mut p, cloud);
         let storage = StorageConfig::parse(&mut p, cloud);
         let run = RunConfig::parse(&mut p);
@@ -179,6 +190,7 @@ impl Config {
             tenant_id,
             cloud,
             auth,
+            graph_identity,
             graph,
             arm,
             storage,
@@ -188,6 +200,13 @@ impl Config {
             log_format,
             extra_ca_file,
         })
+    }
+
+    /// True when Graph's tokens come from the same credential as the service's (storage)
+    /// tokens: one credential then serves both.
+    pub fn graph_shares_credential(&self) -> bool {
+        self.graph_identity
+            .shares_credential_with(&self.tenant_id, &self.auth)
     }
 
     /// The streams `timer` runs.
@@ -213,6 +232,7 @@ impl Config {
         let mut lines = cloud::describe(&self.tenant_id, self.cloud);
         lines.extend(self.auth.describe());
         lines.extend(self.graph.describe_endpoint());
+        lines.extend(self.graph_identity.describe());
         lines.extend(self.arm.describe_endpoint());
         lines.extend(self.storage.describe_account());
         lines.extend(streams::describe_enabled(&self.streams));
@@ -253,7 +273,9 @@ impl Config {
 mod tests {
     use std::time::Duration;
 
-    use super::testing::{SECRET, assert_each_names_its_variable, every_rendering, minimal, with};
+    use super::testing::{
+        SECRET, assert_each_names_its_variable, every_rendering, minimal, with, with_owned,
+    };
     use super::*;
     use crate::redact::REDACTED;
 
@@ -335,14 +357,15 @@ mod tests {
 
     /// `config check` lines fed back as the environment (unset lines dropped, redacted secrets
     /// put back by the operator) give the same configuration.
-    fn reads_back(vars: &[(&'static str, &'static str)]) {
-        let config = with(vars).unwrap();
+    fn reads_back(vars: &[(&str, &str)]) {
+        let owned: Vec<(&str, String)> = vars.iter().map(|(n, v)| (*n, (*v).to_owned())).collect();
+        let config = with_owned(&owned).unwrap_or_else(|e| panic!("{e}"));
         let lines = config.describe();
         let secrets: BTreeMap<&str, &str> =
             minimal().into_iter().chain(vars.iter().copied()).collect();
         let again: Vec<(String, String)> = lines
             .iter()
-            .filter(|(_, value)| value != UNSET)
+            .filter(|(_, value)| !value.starts_with("(unset"))
             .map(|(name, value)| {
                 let value = if value.contains(REDACTED) {
                     secrets[name.as_str()].to_owned()
@@ -389,6 +412,60 @@ mod tests {
             ("AZURE_CLIENT_SECRET", ""),
             ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/token"),
         ]);
+        // Graph in another tenant with the same (multi-tenant) app, then in another cloud with
+        // an app of its own, with a secret.
+        reads_back(&[("GRAPH_TENANT_ID", "contoso.onmicrosoft.com")]);
+        reads_back(&[
+            ("AUTH_MODE", "managed_identity"),
+            ("AZURE_CLIENT_SECRET", ""),
+            ("GRAPH_CLOUD", "AzurePublic"),
+            ("GRAPH_TENANT_ID", "contoso.onmicrosoft.com"),
+            ("GRAPH_CLIENT_ID", "22222222-3333-4444-5555-666666666666"),
+            ("GRAPH_CLIENT_SECRET", "graph-secret"),
+        ]);
+        reads_back(&[
+            ("GRAPH_AUTHORITY_HOST", "https://127.0.0.1:8443"),
+            ("GRAPH_AUTH_MODE", "azure_cli"),
+        ]);
+    }
+
+    #[test]
+    fn config_check_output_of_certificates_reads_back_to_the_same_configuration() {
+        use graph_sim::certs::{PfxStyle, TestCertificate, TestKey};
+        let dir = tempfile::tempdir().unwrap();
+        let certificate = TestCertificate::generate(TestKey::A, "read back").unwrap();
+        let pem = dir.path().join("app.pem");
+        std::fs::write(&pem, certificate.pem_bundle()).unwrap();
+        let pfx = dir.path().join("app.pfx");
+        std::fs::write(&pfx, certificate.pfx("pa55", PfxStyle::Modern).unwrap()).unwrap();
+        let key_vault = certificate.key_vault_secret_value().unwrap();
+        let pem = pem.display().to_string();
+        let pfx = pfx.display().to_string();
+        reads_back(&[
+            ("AZURE_CLIENT_SECRET", ""),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", &pem),
+        ]);
+        reads_back(&[
+            ("AZURE_CLIENT_SECRET", ""),
+            ("AUTH_MODE", "client_certificate"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", &pfx),
+            ("AZURE_CLIENT_CERTIFICATE_PASSWORD", "pa55"),
+        ]);
+        reads_back(&[
+            ("GRAPH_CLOUD", "AzurePublic"),
+            ("GRAPH_TENANT_ID", "contoso.onmicrosoft.com"),
+            ("GRAPH_CLIENT_ID", "22222222-3333-4444-5555-666666666666"),
+            ("GRAPH_CLIENT_CERTIFICATE", &key_vault),
+        ]);
+        let config = with_owned(&[
+            ("GRAPH_TENANT_ID", "contoso.onmicrosoft.com".to_owned()),
+            ("GRAPH_CLIENT_ID", "graph-app".to_owned()),
+            ("GRAPH_CLIENT_CERTIFICATE", key_vault.clone()),
+        ])
+        .unwrap();
+        let described = format!("{:?}\n{config:?}", config.describe());
+        assert!(!described.contains(&key_vault[10..60]), "{described}");
+        assert!(described.contains(&certificate.sha1_hex()), "{described}");
     }
 
     /// The variables of the table in this module's documentation, in its order.

@@ -847,7 +847,9 @@ mod tests {
         .unwrap();
         crate::http::install_crypto_provider();
         let http = reqwest::Client::new();
-        let credential = crate::auth::build_credential(&config, http.clone()).unwrap();
+        let credential = crate::auth::build_credentials(&config, http.clone())
+            .unwrap()
+            .graph;
         let tokens = Arc::new(TokenCache::new(credential, config.graph.scope.clone()));
         PagedClient::new(
             &config.graph,

@@ -79,9 +79,15 @@ impl Cloud {
 
 /// Reads `AZURE_TENANT_ID`: a GUID or a domain name; required.
 pub(super) fn tenant_id(p: &mut Parser<'_>) -> String {
-    let Some(value) = p.get("AZURE_TENANT_ID").map(str::to_owned) else {
+    tenant_id_of(p, "AZURE_TENANT_ID")
+}
+
+/// Reads a tenant setting (`AZURE_TENANT_ID`, `GRAPH_TENANT_ID`): a GUID or a domain name;
+/// required.
+pub(super) fn tenant_id_of(p: &mut Parser<'_>, variable: &str) -> String {
+    let Some(value) = p.get(variable).map(str::to_owned) else {
         p.problem(
-            "AZURE_TENANT_ID",
+            variable,
             "is required: the tenant id (a GUID) or its primary domain (contoso.onmicrosoft.us)",
         );
         return String::new();
@@ -96,7 +102,7 @@ pub(super) fn tenant_id(p: &mut Parser<'_>) -> String {
         });
     if !is_guid && !is_domain {
         p.problem(
-            "AZURE_TENANT_ID",
+            variable,
             format!(
                 "{} is neither a GUID nor a domain name such as contoso.onmicrosoft.us",
                 shown(&value)

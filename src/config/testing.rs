@@ -29,6 +29,31 @@ pub(super) fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, Con
     Config::from_vars(vars)
 }
 
+/// [`minimal`] with these variables set (or replaced; an empty value unsets one), values owned.
+pub(super) fn with_owned(extra: &[(&str, String)]) -> Result<Config, ConfigError> {
+    let mut vars: Vec<(String, String)> = minimal()
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    for (name, value) in extra {
+        vars.retain(|(n, _)| n != name);
+        vars.push(((*name).to_owned(), value.clone()));
+    }
+    Config::from_vars(vars)
+}
+
+/// The problems (variable, message) of a result that must be an error.
+pub(super) fn problems(result: Result<Config, ConfigError>) -> Vec<(String, String)> {
+    match result {
+        Ok(config) => panic!("expected problems, got {config:?}"),
+        Err(error) => error
+            .problems
+            .into_iter()
+            .map(|p| (p.variable, p.message))
+            .collect(),
+    }
+}
+
 /// The variables of the problems of a result that must be an error.
 pub(super) fn problem_variables(result: Result<Config, ConfigError>) -> Vec<String> {
     result

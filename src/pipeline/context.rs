@@ -1,6 +1,8 @@
 //! The shared clients every run of this process uses: the configuration, one source per API
 //! (Graph: one HTTP pool, one token cache, one throttle limiter for the tenant), one storage
-//! client and the process's share of the Graph budget; and what started a run.
+//! client and the process's share of the Graph budget; and what started a run. Graph's token
+//! cache gets Graph's credential, storage and Resource Manager the service's: the same one unless
+//! Graph's identity (`GRAPH_TENANT_ID`, `GRAPH_CLOUD`, `GRAPH_CLIENT_ID`, ...) differs.
 //!
 //! The pipeline owns these types so that it depends on no module above it: `service` builds a
 //! [`Context`] lazily and hands it to [`super::run`].
@@ -49,9 +51,9 @@ impl Context {
     /// Builds every client from the configuration. No network I/O happens here.
     pub fn build(config: Arc<Config>) -> Result<Context, ContextError> {
         let http = crate::http::build_client(config.extra_ca_file.as_deref())?;
-        let credential = auth::build_credential(&config, http.clone())?;
+        let credentials = auth::build_credentials(&config, http.clone())?;
         let tokens = Arc::new(TokenCache::new(
-            credential.clone(),
+            credentials.graph.clone(),
             config.graph.scope.clone(),
         ));
         let limiter = Arc::new(Limiter::new(config.graph.max_requests_per_10s));
@@ -60,7 +62,7 @@ impl Context {
             SourceParts {
                 graph_tokens: tokens,
                 arm_tokens: Arc::new(TokenCache::new(
-                    credential.clone(),
+                    credentials.service.clone(),
                     config.arm.scope.clone(),
                 )),
                 http: http.clone(),
@@ -68,11 +70,16 @@ impl Context {
             },
         );
         let storage_credential = match config.storage.target {
-            StorageTarget::AccountUrl(_) => Some(credential),
+            StorageTarget::AccountUrl(_) => Some(credentials.service),
             StorageTarget::ConnectionString(_) => None,
         };
         let storage = Storage::new(&config.storage, storage_credential, http)?;
-        let share = Arc::new(GraphShare::new(storage.clone(), limiter, &config.tenant_id));
+        // Graph's budget is its tenant's.
+        let share = Arc::new(GraphShare::new(
+            storage.clone(),
+            limiter,
+            &config.graph_identity.tenant_id,
+        ));
         Ok(Context {
             config,
             sources,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entra_export::auth::{TokenCache, build_credential};
+use entra_export::auth::{TokenCache, build_credentials};
 use entra_export::client::throttle::Limiter;
 use entra_export::client::{Error, FetchLimits, FetchStats, Page, PagedClient, RetryPolicy};
 use entra_export::config::Config;
@@ -56,7 +56,7 @@ async fn setup(arm: ArmConfig) -> Setup {
     ])
     .expect("valid configuration");
     let http = entra_export::http::build_client(config.extra_ca_file.as_deref()).unwrap();
-    let credential = build_credential(&config, http.clone()).unwrap();
+    let credential = build_credentials(&config, http.clone()).unwrap().service;
     // ARM's scope, from ARM_ENDPOINT: a Graph token would be refused (wrong audience).
     let tokens = Arc::new(TokenCache::new(credential, config.arm.scope.clone()));
     let limiter = Arc::new(Limiter::new(config.arm.max_requests_per_10s));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use entra_export::auth::{TokenCache, build_credential};
+use entra_export::auth::{TokenCache, build_credentials};
 use entra_export::client::throttle::Limiter;
 use entra_export::client::{Error, FetchLimits, FetchStats, Page, PagedClient, RetryPolicy};
 use entra_export::config::Config;
@@ -104,7 +104,7 @@ async fn setup(sim_config: SimConfig, options: Options) -> Setup {
     let config = Config::from_vars(vars).expect("valid configuration");
     let http = entra_export::http::build_client(config.extra_ca_file.as_deref()).unwrap();
     let credential = Arc::new(Recording {
-        inner: build_credential(&config, http.clone()).unwrap(),
+        inner: build_credentials(&config, http.clone()).unwrap().graph,
         issued: Mutex::new(Vec::new()),
     });
     let tokens = Arc::new(TokenCache::new(

@@ -16,6 +16,12 @@ pub struct SimConfig {
     pub client_id: String,
     /// The client secret that goes with `client_id`.
     pub client_secret: String,
+    /// Certificates (DER) registered on `client_id`: the token endpoint also accepts a client
+    /// assertion signed with the key of one of them (see [`crate::certs`]).
+    pub client_certificates: Vec<Vec<u8>>,
+    /// Further app registrations the token endpoint knows, each in `tenant` or a tenant of its
+    /// own (every tenant named here exists; any other is AADSTS90002).
+    pub apps: Vec<AppRegistration>,
     /// How long an issued access token is accepted by the Graph server (`expires_in`).
     pub token_lifetime: Duration,
     /// Generated records start at `start - history`.
@@ -94,6 +100,8 @@ impl Default for SimConfig {
             tenant: "00000000-0000-0000-0000-0000000000aa".to_string(),
             client_id: "sim-client".to_string(),
             client_secret: "sim-secret".to_string(),
+            client_certificates: Vec::new(),
+            apps: Vec::new(),
             token_lifetime: Duration::from_secs(3600),
             history: Duration::from_secs(3 * 24 * 3600),
             live_for: Duration::from_secs(3600),
@@ -131,7 +139,33 @@ impl Default for SimConfig {
     }
 }
 
+/// An app registration (service principal) in a tenant: its client id and credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRegistration {
+    /// The tenant the app is registered in (compared case-insensitively).
+    pub tenant: String,
+    /// Its application (client) id.
+    pub client_id: String,
+    /// Its client secret, if it has one.
+    pub client_secret: Option<String>,
+    /// Its certificates (DER), whose keys may sign client assertions.
+    pub certificates: Vec<Vec<u8>>,
+}
+
 impl SimConfig {
+    /// Every app registration: the main one (`tenant`, `client_id`, `client_secret`,
+    /// `client_certificates`), then `apps`.
+    pub fn registrations(&self) -> Vec<AppRegistration> {
+        let mut all = vec![AppRegistration {
+            tenant: self.tenant.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: Some(self.client_secret.clone()),
+            certificates: self.client_certificates.clone(),
+        }];
+        all.extend(self.apps.iter().cloned());
+        all
+    }
+
     /// Generated records per hour of event time for `resource`.
     pub fn per_hour(&self, resource: Resource) -> u32 {
         match resource {

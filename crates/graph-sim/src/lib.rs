@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod arm;
+pub mod certs;
 mod config;
 mod graph;
 mod query;
@@ -43,13 +44,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Fault, FaultKind, Lateness, Refusal, Resource, RetryAfterStyle, SimConfig, Throttle,
+    AppRegistration, Fault, FaultKind, Lateness, Refusal, Resource, RetryAfterStyle, SimConfig,
+    Throttle,
 };
 
 pub use arm::{
     ArmAccess, ArmArgs, ArmConfig, ArmCounters, ArmTally, ArmThrottle, ArmTruthRecord,
     default_audiences, subscription_id,
 };
+
+pub use token::TokenRequest;
 
 use store::{Collection, Injected, Item, Selection};
 use timefmt::{from_ns, parse_record_time, to_ns};
@@ -196,6 +200,8 @@ pub(crate) struct Shared {
     /// One per stream, in [`Resource::ALL`] order.
     pub collections: Vec<Collection>,
     pub tokens: Mutex<HashMap<String, token::IssuedToken>>,
+    /// Every token request, in order of arrival.
+    pub token_log: Mutex<Vec<TokenRequest>>,
     pub clients: Mutex<HashMap<String, graph::ClientState>>,
     pub faults: Mutex<FaultState>,
     pub page_latency_ns: AtomicU64,
@@ -236,6 +242,7 @@ impl Shared {
             graph_base,
             collections,
             tokens: Mutex::new(HashMap::new()),
+            token_log: Mutex::new(Vec::new()),
             clients: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
             counters: CounterCells::default(),
@@ -440,6 +447,16 @@ impl Sim {
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
         self.shared.counters.snapshot()
+    }
+
+    /// Every request to the token endpoint so far, in order of arrival: which host, tenant,
+    /// client, scope and credential it used, and its AADSTS code when it was refused.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.shared
+            .token_log
+            .lock()
+            .expect("token log lock")
+            .clone()
     }
 
     /// Every record with `start <= time < end` that is visible now, sorted by time then id.

@@ -151,6 +151,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tenant: cli.tenant,
         client_id: cli.client_id,
         client_secret: cli.client_secret,
+        client_certificates: Vec::new(),
+        apps: Vec::new(),
         token_lifetime: cli.token_lifetime,
         history: cli.history,
         live_for: cli.live_for,
