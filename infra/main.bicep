@@ -651,6 +651,7 @@ var exportSettings = {
   GRAPH_CLIENT_CERTIFICATE: empty(graphClientCertificateSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${graphClientCertificateSecretUri})'
   STORAGE_ACCOUNT_URL: logStorage.outputs.blobEndpoint
   // STORAGE_CONNECTION_STRING: not set (exactly one of it and STORAGE_ACCOUNT_URL; the log account has shared keys off).
+  // ARM_ENDPOINT, ARM_MAX_REQUESTS_PER_10S: not set (the cloud's Resource Manager; no timer reads the Activity Log yet).
   SIGNIN_EVENT_TYPES: signinEventTypesSetting
   AUDIT_STREAMS: auditStreamsSetting
   AUDIT_CONTAINER: auditContainer

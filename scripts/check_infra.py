@@ -341,16 +341,16 @@ def judge_timing(source: str, plan: str, env: dict, host_timeout: str | None, ma
               not zero or env.get("ACCEPT_LATE_RECORD_LOSS", "false").lower() == "true", env.get(name))
 
 
-def block_of(text: str, opener: str) -> str:
+def block_of(text: str, opener: str, quote: str = "'") -> str:
     """The text of the bracketed block that starts at `opener` (which ends with '{' or '['),
-    brackets matched outside strings and comments."""
+    brackets matched outside strings (quoted with `quote`: Bicep's ', Rust's ") and comments."""
     start = text.index(opener) + len(opener)
     depth, i, n = 1, start, len(text)
     while i < n and depth:
         c = text[i]
-        if c == "'":
+        if c == quote:
             j = i + 1
-            while j < n and text[j] != "'":
+            while j < n and text[j] != quote:
                 j += 2 if text[j] == "\\" else 1
             i = j + 1
             continue
@@ -494,7 +494,7 @@ def job_specs() -> dict[str, dict]:
     for f in sorted((ROOT / "src").rglob("*.rs")):
         text = f.read_text()
         for m in re.finditer(r"^(?:pub(?:\(\w+\))? )?(?:static|const) (\w+): JobSpec = JobSpec \{", text, re.M):
-            body = block_of(text, m[0])
+            body = block_of(text, m[0], quote='"')
             fields = {}
             for fm in re.finditer(r"^\s*(\w+): (.+?),?\s*$", body, re.M):
                 value = fm[2].strip().rstrip(",")
