@@ -190,6 +190,130 @@ async fn a_state_write_whose_reply_is_lost_is_recognised_and_nothing_is_lost_or_
 }
 
 #[tokio::test]
+async fn a_state_save_that_fails_keeps_the_journal_so_the_next_run_writes_nothing_twice() {
+    let env = env(&[
+        ("INITIAL_LOOKBACK", "3h"),
+        ("QUERY_LAG", "0s"),
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("GRAPH_PAGE_SIZE", "200"),
+        ("MAX_RECORDS_PER_BLOB", "100"),
+    ]);
+    let Some((stack, proxy, serve)) = behind_proxy(modest_history(34, 3), env).await else {
+        return;
+    };
+    // The first run writes its blobs (and journals their ids), then every try of its state
+    // save is refused (the SDK tries a 500 five times): the save fails, so no checkpoint may be
+    // set and the journal must stay for the next run.
+    let tries = 5;
+    for kind in CLASSIC {
+        proxy.fail_after(None, Match::state_write(&stack.container(kind)), 500, tries);
+    }
+    let (audit, signin) = tokio::join!(tick(&serve, JobKind::Audit), tick(&serve, JobKind::SignIn));
+    let mut starts = Vec::new();
+    let mut failing_wrote = Vec::new();
+    for (kind, reply) in [(JobKind::Audit, &audit), (JobKind::SignIn, &signin)] {
+        let report = reply.report().unwrap();
+        assert_eq!(
+            reply.outcome(),
+            "failed",
+            "{kind}: {report}\n{}",
+            serve.logs()
+        );
+        assert!(
+            report["reason"]
+                .as_str()
+                .unwrap()
+                .contains("could not save the written-ids state"),
+            "{kind}: {report}"
+        );
+        assert!(
+            report["records_written"].as_u64().unwrap() > 100,
+            "{kind}: the failing run wrote too little for the test to prove anything: {report}"
+        );
+        assert_eq!(
+            checkpoint(&stack, kind).await,
+            None,
+            "{kind}: a checkpoint was set although the state was not saved: {report}"
+        );
+        starts.push((kind, range_start(reply)));
+        failing_wrote.push(report["records_written"].as_u64().unwrap());
+    }
+    assert_eq!(proxy.failed(), 2 * tries, "{:?}", proxy.requests());
+    proxy.clear();
+
+    // The next runs fetch the same range again: the ids the failing run wrote come from its
+    // journal, so nothing is written twice.
+    let (audit, signin) = both_complete(&serve).await;
+    for (reply, wrote) in [(&audit, failing_wrote[0]), (&signin, failing_wrote[1])] {
+        let report = reply.report().unwrap();
+        assert!(
+            report["records_skipped"].as_u64().unwrap() >= wrote,
+            "the {wrote} records the failing run wrote are known: {report}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last_started = OffsetDateTime::now_utc();
+    both_complete(&serve).await;
+    assert_exactly_once_since(&stack, &starts, last_started).await;
+}
+
+#[tokio::test]
+async fn data_blob_writes_whose_replies_are_lost_are_recognised_not_written_twice() {
+    let env = env(&[
+        ("INITIAL_LOOKBACK", "3h"),
+        ("QUERY_LAG", "0s"),
+        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+        ("GRAPH_PAGE_SIZE", "200"),
+        ("MAX_RECORDS_PER_BLOB", "100"),
+    ]);
+    let Some((stack, proxy, serve)) = behind_proxy(modest_history(33, 3), env).await else {
+        return;
+    };
+    // The first data blob of each stream lands, and the replies of all six tries are lost: the
+    // SDK's five tries fail, the pipeline tries the same name again (it may have landed), and
+    // that write is recognised as ours. A retry under a new name (the next sequence number)
+    // would store those records twice.
+    let lost = 6;
+    for kind in CLASSIC {
+        proxy.drop_reply_of(
+            Match::new("PUT", &[&format!("/{}/y=", stack.container(kind))]),
+            lost,
+        );
+    }
+    let (audit, signin) = both_complete(&serve).await;
+    let starts = vec![
+        (JobKind::Audit, range_start(&audit)),
+        (JobKind::SignIn, range_start(&signin)),
+    ];
+    assert_eq!(
+        proxy.replies_dropped(),
+        2 * lost,
+        "the data blob writes' replies were not dropped: {:?}",
+        proxy.requests()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let last_started = OffsetDateTime::now_utc();
+    both_complete(&serve).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let recognised = serve
+        .logs()
+        .matches("the blob already holds exactly these bytes")
+        .count();
+    assert_eq!(recognised, 2, "{}", serve.logs());
+    let same_name = serve
+        .logs()
+        .matches("blob write failed and may have landed: trying the same name again")
+        .count();
+    assert_eq!(same_name, 2, "{}", serve.logs());
+    assert_eq!(
+        serve.logs().matches("blob name already taken").count(),
+        0,
+        "no write moved to another name"
+    );
+    assert_exactly_once_since(&stack, &starts, last_started).await;
+}
+
+#[tokio::test]
 async fn everything_at_once_short_tokens_throttling_and_graph_faults() {
     let sim = SimConfig {
         seed: 33,
