@@ -208,6 +208,8 @@ if [[ $sbom -eq 1 ]]; then
     --target "$sbom_target" --no-build-deps --override-filename "$raw_name" --quiet \
     || die "cargo cyclonedx failed"
   mv "$root/$raw_name.json" "$raw/raw.cdx.json" || die "cargo cyclonedx wrote no $root/$raw_name.json"
+  # It writes one for every workspace member: only the root crate's is the package's.
+  rm -f "$root"/crates/*/"$raw_name.json"
   python3 - "$raw/raw.cdx.json" "$out" "$out_dir/$sbom_name" "$sbom_target" <<'PY'
 import hashlib, json, os, sys, time, uuid, zipfile
 
