@@ -1,11 +1,20 @@
 //! Checks of a URL's host shared by the settings that hold URLs (`GRAPH_ENDPOINT`,
-//! `STORAGE_ACCOUNT_URL`, a connection string's `BlobEndpoint`).
+//! `STORAGE_ACCOUNT_URL`, a connection string's `BlobEndpoint`), and the escaping of query
+//! values shared by the sources' dialects.
 //!
 //! A leaf module (it uses no other module of this crate).
 
 use std::net::IpAddr;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use url::Url;
+
+/// Characters escaped in a query value: everything but unreserved characters.
+pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// True when a URL's host is an IP address or a DNS name (labels of letters, digits, `-` and `_`).
 /// The URL parser also takes `;` and `=` in a host name, which no real host has and a pasted

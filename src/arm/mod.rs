@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -26,6 +26,7 @@ use crate::auth::TokenCache;
 use crate::client::{Dialect, PagedClient, throttle::Limiter};
 use crate::config::{ArmConfig, GraphConfig};
 use crate::job::JobSpec;
+use crate::url_util::QUERY_VALUE;
 
 /// The Activity Log's API version.
 pub const ACTIVITY_API_VERSION: &str = "2015-04-01";
@@ -36,13 +37,6 @@ pub fn activity_path(subscription: &str) -> String {
         "subscriptions/{subscription}/providers/Microsoft.Insights/eventtypes/management/values"
     )
 }
-
-/// Characters escaped in a query value: everything but unreserved characters.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// ARM's dialect: `ARM_ENDPOINT`.
 #[derive(Debug, Clone)]

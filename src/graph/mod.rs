@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -14,16 +14,10 @@ use crate::auth::TokenCache;
 use crate::client::{Dialect, PagedClient, throttle::Limiter};
 use crate::config::GraphConfig;
 use crate::job::{JobSpec, StartFilter};
+use crate::url_util::QUERY_VALUE;
 
 /// The Graph error code of the intermittent licence 403 (graph-audit-api.md §5).
 pub const LICENCE_ERROR_CODE: &str = "Authentication_RequestFromNonPremiumTenantOrB2CTenant";
-
-/// Characters escaped in a query value: everything but unreserved characters.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Graph's dialect: `GRAPH_ENDPOINT`, the default `GRAPH_API_VERSION` (a stream may name its
 /// own) and `GRAPH_PAGE_SIZE` (a stream may allow less).
