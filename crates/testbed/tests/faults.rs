@@ -49,6 +49,15 @@ async fn assert_exactly_once_since(
     }
 }
 
+/// Three hours back, no lag, a fast budget, small pages and blobs: many blobs per run.
+const SMALL_PAGES: &[(&str, &str)] = &[
+    ("INITIAL_LOOKBACK", "3h"),
+    ("QUERY_LAG", "0s"),
+    ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
+    ("GRAPH_PAGE_SIZE", "200"),
+    ("MAX_RECORDS_PER_BLOB", "100"),
+];
+
 fn modest_history(seed: u64, hours: u64) -> SimConfig {
     SimConfig {
         seed,
@@ -62,13 +71,7 @@ fn modest_history(seed: u64, hours: u64) -> SimConfig {
 
 #[tokio::test]
 async fn a_checkpoint_write_that_fails_after_the_state_was_saved_loses_and_duplicates_nothing() {
-    let env = env(&[
-        ("INITIAL_LOOKBACK", "3h"),
-        ("QUERY_LAG", "0s"),
-        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
-        ("GRAPH_PAGE_SIZE", "200"),
-        ("MAX_RECORDS_PER_BLOB", "100"),
-    ]);
+    let env = env(SMALL_PAGES);
     let Some((stack, proxy, serve)) = behind_proxy(modest_history(31, 3), env).await else {
         return;
     };
@@ -144,13 +147,7 @@ async fn a_checkpoint_write_that_fails_after_the_state_was_saved_loses_and_dupli
 
 #[tokio::test]
 async fn a_state_write_whose_reply_is_lost_is_recognised_and_nothing_is_lost_or_duplicated() {
-    let env = env(&[
-        ("INITIAL_LOOKBACK", "3h"),
-        ("QUERY_LAG", "0s"),
-        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
-        ("GRAPH_PAGE_SIZE", "200"),
-        ("MAX_RECORDS_PER_BLOB", "100"),
-    ]);
+    let env = env(SMALL_PAGES);
     let Some((stack, proxy, serve)) = behind_proxy(modest_history(32, 3), env).await else {
         return;
     };
@@ -191,13 +188,7 @@ async fn a_state_write_whose_reply_is_lost_is_recognised_and_nothing_is_lost_or_
 
 #[tokio::test]
 async fn a_state_save_that_fails_keeps_the_journal_so_the_next_run_writes_nothing_twice() {
-    let env = env(&[
-        ("INITIAL_LOOKBACK", "3h"),
-        ("QUERY_LAG", "0s"),
-        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
-        ("GRAPH_PAGE_SIZE", "200"),
-        ("MAX_RECORDS_PER_BLOB", "100"),
-    ]);
+    let env = env(SMALL_PAGES);
     let Some((stack, proxy, serve)) = behind_proxy(modest_history(34, 3), env).await else {
         return;
     };
@@ -259,13 +250,7 @@ async fn a_state_save_that_fails_keeps_the_journal_so_the_next_run_writes_nothin
 
 #[tokio::test]
 async fn data_blob_writes_whose_replies_are_lost_are_recognised_not_written_twice() {
-    let env = env(&[
-        ("INITIAL_LOOKBACK", "3h"),
-        ("QUERY_LAG", "0s"),
-        ("GRAPH_MAX_REQUESTS_PER_10S", "100"),
-        ("GRAPH_PAGE_SIZE", "200"),
-        ("MAX_RECORDS_PER_BLOB", "100"),
-    ]);
+    let env = env(SMALL_PAGES);
     let Some((stack, proxy, serve)) = behind_proxy(modest_history(33, 3), env).await else {
         return;
     };
