@@ -117,6 +117,20 @@ fn requests_for(stack: &Stack, scope: &str) -> Vec<TokenRequest> {
         .collect()
 }
 
+/// Every Graph token came from the service's own tenant and app, by an assertion signed with
+/// `certificate`.
+fn assert_service_certificate_tokens(stack: &Stack, certificate: &TestCertificate) {
+    let tenant = stack.sim.config().tenant.clone();
+    assert_tokens(
+        &requests_for(stack, &graph_scope(stack)),
+        "127.0.0.1",
+        &tenant,
+        "sim-client",
+        "client_assertion",
+        Some(&certificate.x5t()),
+    );
+}
+
 /// Asserts there were token requests for `scope` and that each was granted to this tenant,
 /// client and credential, at this authority host.
 fn assert_tokens(
@@ -179,15 +193,7 @@ async fn one_identity_with_a_certificate_in_a_pem_file() {
     )
     .await;
     assert_complete(&stack, &reply, &serve).await;
-    let tenant = stack.sim.config().tenant.clone();
-    assert_tokens(
-        &requests_for(&stack, &graph_scope(&stack)),
-        "127.0.0.1",
-        &tenant,
-        "sim-client",
-        "client_assertion",
-        Some(&certificate.x5t()),
-    );
+    assert_service_certificate_tokens(&stack, &certificate);
     // The thumbprint is logged (to match it with the app registration), the key never.
     let logs = serve.logs();
     assert!(logs.contains(&certificate.sha1_hex()), "{logs}");
@@ -217,15 +223,7 @@ async fn one_identity_with_a_certificate_in_a_pfx_with_a_password() {
     )
     .await;
     assert_complete(&stack, &reply, &serve).await;
-    let tenant = stack.sim.config().tenant.clone();
-    assert_tokens(
-        &requests_for(&stack, &graph_scope(&stack)),
-        "127.0.0.1",
-        &tenant,
-        "sim-client",
-        "client_assertion",
-        Some(&certificate.x5t()),
-    );
+    assert_service_certificate_tokens(&stack, &certificate);
     assert!(!serve.logs().contains("s3cret-pfx"));
     let _ = std::fs::remove_file(pfx);
 }
@@ -250,15 +248,7 @@ async fn one_identity_with_the_certificate_of_a_key_vault_reference() {
     )
     .await;
     assert_complete(&stack, &reply, &serve).await;
-    let tenant = stack.sim.config().tenant.clone();
-    assert_tokens(
-        &requests_for(&stack, &graph_scope(&stack)),
-        "127.0.0.1",
-        &tenant,
-        "sim-client",
-        "client_assertion",
-        Some(&certificate.x5t()),
-    );
+    assert_service_certificate_tokens(&stack, &certificate);
     assert!(!serve.logs().contains(&value[..40]));
 }
 
