@@ -12,8 +12,7 @@ use std::sync::Arc;
 use crate::auth::{self, TokenCache};
 use crate::client::throttle::Limiter;
 use crate::config::{Config, StorageTarget};
-use crate::job::JobSpec;
-use crate::source::{Source, SourceParts, Sources};
+use crate::source::{SourceParts, Sources};
 use crate::storage::Storage;
 
 use super::share::GraphShare;
@@ -86,13 +85,6 @@ impl Context {
             storage,
             share,
         })
-    }
-}
-
-impl Context {
-    /// The source of `stream`.
-    pub fn source(&self, stream: &JobSpec) -> Arc<dyn Source> {
-        self.sources.of(stream)
     }
 }
 

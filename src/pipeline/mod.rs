@@ -274,7 +274,7 @@ async fn run_with_lock(
     let fetch_stats = Arc::new(FetchStats::default());
     let counts = Arc::new(Counts::default());
     let slice_context = Arc::new(SliceContext {
-        source: context.source(&job.spec),
+        source: context.sources.of(&job.spec),
         storage: storage.clone(),
         job: job.spec.clone(),
         container: job.container.clone(),
@@ -311,7 +311,7 @@ async fn run_with_lock(
         written: written.clone(),
         planner: planner.clone(),
         journal,
-        source: context.source(&job.spec),
+        source: context.sources.of(&job.spec),
         run_start: tokio::time::Instant::from_std(started),
         query_lag: config.run.query_lag,
         archive: (!config.run.reconcile_window.is_zero()).then(|| Archive {
@@ -410,7 +410,7 @@ async fn now_by_graph(
     options: &RunOptions,
 ) -> Result<OffsetDateTime, RunError> {
     let local = timestamp::truncate_to_ticks(OffsetDateTime::now_utc());
-    let source = context.source(job);
+    let source = context.sources.of(job);
     let clock = source.clock();
     let best = |graph: Option<OffsetDateTime>| {
         graph.map_or(local, |g| timestamp::truncate_to_ticks(g).min(local))
